@@ -1,0 +1,1 @@
+"""Data: scene records, on-disk formats, the synthetic world, and torch datasets."""
