@@ -101,7 +101,8 @@ def write_mesh_ply(path: str | Path, xyz: np.ndarray, colors: np.ndarray, faces:
 # -------------------------------------------------------------------------------- segments and objects
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON file whose top level is an object; SceneError naming the file otherwise."""
     try:
         with open(path) as handle:
             data = json.load(handle)
@@ -117,7 +118,7 @@ def _read_json(path: Path) -> dict:
 def read_segments(path: str | Path) -> np.ndarray:
     """Over-segment id of every mesh vertex from a ``.segs.json``: (P,) int64."""
     path = Path(path)
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data.get("segIndices"), list):
         raise SceneError(f"{path}: missing the 'segIndices' list")
     try:
@@ -135,7 +136,7 @@ def write_segments(path: str | Path, scene_id: str, segment_ids: np.ndarray) -> 
 def read_aggregation(path: str | Path) -> list[AggregatedObject]:
     """The annotated objects of a ScanNet ``.aggregation.json``, in file order."""
     path = Path(path)
-    groups = _read_json(path).get("segGroups")
+    groups = read_json(path).get("segGroups")
     if not isinstance(groups, list):
         raise SceneError(f"{path}: missing the 'segGroups' list")
     objects = []
