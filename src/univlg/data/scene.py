@@ -13,10 +13,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from univlg.data.formats import scannet
 from univlg.errors import SceneError
+from univlg.geometry.camera import resize_intrinsics
 
 logger = logging.getLogger(__name__)
 
@@ -300,13 +302,10 @@ def _read_intrinsics(
 
 def _rescale_intrinsic(k: np.ndarray, old_hw: tuple[int, int], new_hw: tuple[int, int]) -> np.ndarray:
     """(3, 3) intrinsic of an image resized from ``old_hw`` to ``new_hw`` (pixel centres at integers)."""
+    k = np.asarray(k, dtype=np.float64)
     if tuple(old_hw) == tuple(new_hw):
-        return np.asarray(k, dtype=np.float64)
-    sy, sx = new_hw[0] / old_hw[0], new_hw[1] / old_hw[1]
-    out = np.asarray(k, dtype=np.float64).copy()
-    out[0, 0], out[0, 2] = k[0, 0] * sx, (k[0, 2] + 0.5) * sx - 0.5
-    out[1, 1], out[1, 2] = k[1, 1] * sy, (k[1, 2] + 0.5) * sy - 0.5
-    return out
+        return k
+    return resize_intrinsics(torch.from_numpy(k), tuple(old_hw), tuple(new_hw)).numpy()
 
 
 def _resize_image(image: np.ndarray, hw: tuple[int, int], resample: int) -> np.ndarray:
