@@ -1,0 +1,1 @@
+"""Training: Hungarian matching, set losses, optimiser and schedule, the training engine."""

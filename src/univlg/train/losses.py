@@ -1,0 +1,179 @@
+"""The set criterion (UniVLG reference 3.3-3.4): span focal loss, mask BCE + dice, box L1 + GIoU, answer CE.
+
+Every decoder layer's predictions are matched afresh by the injected :class:`HungarianMatcher` and supervised
+with the same weights (deep supervision). Mask and box losses are divided by the number of ground-truth objects
+and the span loss by the number of positive tokens, both averaged over processes when training is distributed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from univlg.geometry.boxes import box_corners_to_center, generalized_box_iou_3d
+from univlg.train.matcher import HungarianMatcher
+from univlg.train.targets import SampleTargets
+
+BOX_LOSS_MODES = ("soft", "match_only")
+
+
+@dataclass
+class LossWeights:
+    """Weights of the loss terms (reference 3.3 defaults)."""
+
+    span: float = 2.0
+    mask: float = 15.0
+    dice: float = 6.0
+    bbox: float = 3.0
+    giou: float = 3.0
+    answer: float = 5.0
+
+
+def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
+    """Element-wise sigmoid focal loss (same shape as ``logits``), targets in {0, 1}."""
+    probs = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p_t = probs * targets + (1 - probs) * (1 - targets)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = loss * (alpha * targets + (1 - alpha) * (1 - targets))
+    return loss
+
+
+def dice_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(N, P) logits and {0,1} targets -> (N,) dice loss with +1 smoothing."""
+    probs = logits.sigmoid()
+    numerator = 2 * (probs * targets).sum(-1)
+    denominator = probs.sum(-1) + targets.sum(-1)
+    return 1 - (numerator + 1) / (denominator + 1)
+
+
+def _global_mean_count(count: float, device: torch.device) -> float:
+    """``count`` summed over processes and divided by their number, at least 1."""
+    value = torch.tensor([float(count)], device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(value)
+        value = value / dist.get_world_size()
+    return max(float(value.item()), 1.0)
+
+
+class SetCriterion(nn.Module):
+    """Matches every layer's queries to the targets and sums the weighted losses.
+
+    box_loss: "soft" supervises the differentiable soft boxes (gradient reaches the masks) and matches with them;
+    "match_only" uses the hard boxes in matching alone, as the released model does (their loss has no gradient).
+    """
+
+    def __init__(
+        self,
+        matcher: HungarianMatcher,
+        weights: LossWeights | None = None,
+        box_loss: str = "soft",
+        focal_alpha: float = 0.25,
+        focal_gamma: float = 2.0,
+    ):
+        super().__init__()
+        if box_loss not in BOX_LOSS_MODES:
+            raise ValueError(f"box_loss must be one of {BOX_LOSS_MODES}, got {box_loss!r}")
+        self.matcher = matcher
+        self.weights = weights or LossWeights()
+        self.box_loss = box_loss
+        self.focal_alpha = focal_alpha
+        self.focal_gamma = focal_gamma
+
+    def forward(
+        self,
+        span_logits: torch.Tensor,
+        text_valid: torch.Tensor,
+        mask_logits: torch.Tensor,
+        point_valid: torch.Tensor,
+        targets: list[SampleTargets],
+        boxes: torch.Tensor | None = None,
+        soft_boxes: torch.Tensor | None = None,
+        answer_logits: torch.Tensor | None = None,
+        answer_labels: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Weighted losses per layer (``loss_<term>_<layer>``) and their sum under ``loss``.
+
+        span_logits: (L, B, Q, T); text_valid: (B, T) bool; mask_logits: (L, B, Q, P); point_valid: (B, P) bool;
+        targets: B :class:`SampleTargets`; boxes / soft_boxes: (L, B, Q, 6) hard / differentiable corner boxes;
+        answer_logits: (L, B, A, V) with answer_labels (B, A), -100 = ignored.
+        """
+        device = span_logits.device
+        num_objects = _global_mean_count(sum(len(t) for t in targets), device)
+        num_tokens = _global_mean_count(sum(float((t.positive_map > 0).sum()) for t in targets), device)
+        use_boxes = self.box_loss == "soft" and soft_boxes is not None
+        match_boxes = soft_boxes if use_boxes else boxes
+        losses: dict[str, torch.Tensor] = {}
+        for layer in range(span_logits.shape[0]):
+            layer_boxes = None if match_boxes is None else match_boxes[layer]
+            terms = self._layer_losses(
+                span_logits[layer],
+                text_valid,
+                mask_logits[layer],
+                point_valid,
+                targets,
+                layer_boxes,
+                soft_boxes[layer] if use_boxes else None,
+                num_objects,
+                num_tokens,
+            )
+            if answer_logits is not None and answer_labels is not None:
+                terms["answer"] = F.cross_entropy(
+                    answer_logits[layer].flatten(0, 1).float(), answer_labels.flatten(), ignore_index=-100
+                )
+            for name, value in terms.items():
+                losses[f"loss_{name}_{layer}"] = getattr(self.weights, name) * value
+        losses["loss"] = torch.stack(list(losses.values())).sum()
+        return losses
+
+    def _layer_losses(
+        self,
+        span_logits: torch.Tensor,
+        text_valid: torch.Tensor,
+        mask_logits: torch.Tensor,
+        point_valid: torch.Tensor,
+        targets: list[SampleTargets],
+        match_boxes: torch.Tensor | None,
+        soft_boxes: torch.Tensor | None,
+        num_objects: float,
+        num_tokens: float,
+    ) -> dict[str, torch.Tensor]:
+        zero = span_logits.sum() * 0.0
+        span_loss, mask_loss, dice, l1, giou = zero, zero, zero, zero, zero
+        for b, target in enumerate(targets):
+            valid = point_valid[b]
+            logits_b = mask_logits[b][:, valid]
+            target_masks = target.masks[:, valid].float()
+            valid_target = SampleTargets(target.positive_map, target_masks, target.boxes)
+            sample_boxes = None if match_boxes is None or target.boxes is None else match_boxes[b]
+            queries, objects = self.matcher.match(span_logits[b], logits_b, valid_target, sample_boxes)
+            span_target = torch.zeros_like(span_logits[b], dtype=torch.float32)
+            span_target[queries] = (target.positive_map[objects] > 0).float()
+            focal = sigmoid_focal_loss(span_logits[b].float(), span_target, self.focal_alpha, self.focal_gamma)
+            span_loss = span_loss + focal[:, text_valid[b]].sum() / num_tokens
+            if len(queries) == 0:
+                continue
+            matched_logits = logits_b[queries].float()
+            matched_masks = target_masks[objects]
+            mask_loss = (
+                mask_loss
+                + F.binary_cross_entropy_with_logits(matched_logits, matched_masks, reduction="none").mean(-1).sum()
+                / num_objects
+            )
+            dice = dice + dice_loss(matched_logits, matched_masks).sum() / num_objects
+            if soft_boxes is not None and target.boxes is not None:
+                pred, gt = soft_boxes[b][queries].float(), target.boxes[objects].float()
+                l1 = (
+                    l1
+                    + F.l1_loss(box_corners_to_center(pred), box_corners_to_center(gt), reduction="sum") / num_objects
+                )
+                giou = giou + (1 - torch.diagonal(generalized_box_iou_3d(pred, gt))).sum() / num_objects
+        terms = {"span": span_loss, "mask": mask_loss, "dice": dice}
+        if soft_boxes is not None:
+            terms.update(bbox=l1, giou=giou)
+        return terms

@@ -1,0 +1,37 @@
+"""Per-sample training targets consumed by the matcher and the set criterion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class SampleTargets:
+    """Ground truth objects of one sample, G of them (the referred target first, then anchors).
+
+    positive_map: (G, T) float, each row sums to 1 over the tokens that mention the object (T = the sample's
+    text tokens, padding included); masks: (G, P) float in {0, 1} over the sample's output points or segments
+    (P = the prediction's point count, padding included; padded columns are ignored through the valid mask);
+    boxes: (G, 6) float (xmin, ymin, zmin, xmax, ymax, zmax) or None where boxes are not supervised (2D data).
+    """
+
+    positive_map: torch.Tensor
+    masks: torch.Tensor
+    boxes: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        g = self.positive_map.shape[0]
+        if self.masks.shape[0] != g or (self.boxes is not None and self.boxes.shape != (g, 6)):
+            raise ValueError(
+                f"targets disagree on the object count: positive_map {tuple(self.positive_map.shape)}, "
+                f"masks {tuple(self.masks.shape)}, boxes {None if self.boxes is None else tuple(self.boxes.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.positive_map.shape[0])
+
+    def to(self, device: torch.device | str) -> SampleTargets:
+        boxes = None if self.boxes is None else self.boxes.to(device)
+        return SampleTargets(self.positive_map.to(device), self.masks.to(device), boxes)

@@ -1,0 +1,119 @@
+"""Set criterion: hand-computed terms, permutation invariance, gradients of the soft box loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from univlg.train.losses import LossWeights, SetCriterion, dice_loss, sigmoid_focal_loss
+from univlg.train.matcher import HungarianMatcher
+from univlg.train.targets import SampleTargets
+
+
+def test_focal_loss_hand_value():
+    # p = sigmoid(0) = 0.5; target 1: ce = ln 2, (1 - p_t)^2 = 0.25, alpha 0.25.
+    value = sigmoid_focal_loss(torch.tensor([0.0]), torch.tensor([1.0]))
+    assert value.item() == pytest.approx(math.log(2) * 0.25 * 0.25)
+    # target 0 with logit 2: p_t = 1 - sigmoid(2); weight (1 - alpha) = 0.75.
+    p = 1 / (1 + math.exp(-2))
+    value = sigmoid_focal_loss(torch.tensor([2.0]), torch.tensor([0.0]))
+    assert value.item() == pytest.approx(-math.log(1 - p) * p**2 * 0.75, rel=1e-5)
+
+
+def test_dice_hand_value():
+    logits = torch.tensor([[100.0, -100.0, 100.0, -100.0]])  # p = [1, 0, 1, 0]
+    targets = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    assert dice_loss(logits, targets).item() == pytest.approx(1 - (2 * 1 + 1) / (2 + 2 + 1), abs=1e-6)
+
+
+def _problem(seed=0, layers=2, q=4, t=6, p=9):
+    generator = torch.Generator().manual_seed(seed)
+    span = torch.randn(layers, 1, q, t, generator=generator)
+    masks = torch.randn(layers, 1, q, p, generator=generator)
+    positive = torch.zeros(2, t)
+    positive[0, :2] = 0.5
+    positive[1, 3] = 1.0
+    gt_masks = (torch.rand(2, p, generator=generator) > 0.5).float()
+    target = SampleTargets(positive, gt_masks, None)
+    return span, masks, target
+
+
+def test_single_match_loss_equals_hand_computation():
+    """One query, one object: the match is forced, so every term can be computed by hand."""
+    span = torch.tensor([[[[1.0, -1.0, 0.5]]]])  # (L=1, B=1, Q=1, T=3)
+    masks = torch.tensor([[[[2.0, -1.0, 0.0, 3.0]]]])  # (1, 1, 1, P=4)
+    target = SampleTargets(torch.tensor([[0.5, 0.5, 0.0]]), torch.tensor([[1.0, 0.0, 0.0, 1.0]]), None)
+    criterion = SetCriterion(HungarianMatcher(), LossWeights(span=1, mask=1, dice=1))
+    out = criterion(span, torch.ones(1, 3, dtype=torch.bool), masks, torch.ones(1, 4, dtype=torch.bool), [target])
+    focal = sigmoid_focal_loss(span[0, 0, 0], torch.tensor([1.0, 1.0, 0.0])).sum() / 2  # 2 positive tokens
+    probs = torch.sigmoid(masks[0, 0, 0])
+    t = target.masks[0]
+    bce = -(t * probs.log() + (1 - t) * (1 - probs).log()).mean()
+    dice = 1 - (2 * (probs * t).sum() + 1) / (probs.sum() + t.sum() + 1)
+    assert out["loss_span_0"].item() == pytest.approx(focal.item(), rel=1e-5)
+    assert out["loss_mask_0"].item() == pytest.approx(bce.item(), rel=1e-5)
+    assert out["loss_dice_0"].item() == pytest.approx(dice.item(), rel=1e-5)
+    assert out["loss"].item() == pytest.approx((focal + bce + dice).item(), rel=1e-5)
+
+
+def test_loss_is_invariant_to_query_order():
+    span, masks, target = _problem()
+    criterion = SetCriterion(HungarianMatcher())
+    text_valid = torch.ones(1, span.shape[-1], dtype=torch.bool)
+    point_valid = torch.ones(1, masks.shape[-1], dtype=torch.bool)
+    base = criterion(span, text_valid, masks, point_valid, [target])["loss"]
+    perm = torch.tensor([2, 0, 3, 1])
+    permuted = criterion(span[:, :, perm], text_valid, masks[:, :, perm], point_valid, [target])["loss"]
+    assert permuted.item() == pytest.approx(base.item(), rel=1e-6)
+
+
+def test_padding_is_ignored():
+    span, masks, target = _problem()
+    criterion = SetCriterion(HungarianMatcher())
+    text_valid = torch.ones(1, 6, dtype=torch.bool)
+    point_valid = torch.ones(1, 9, dtype=torch.bool)
+    base = criterion(span, text_valid, masks, point_valid, [target])["loss"]
+    padded_span = torch.cat([span, torch.full_like(span[..., :2], 50.0)], dim=-1)
+    padded_masks = torch.cat([masks, torch.full_like(masks[..., :3], -50.0)], dim=-1)
+    padded_target = SampleTargets(
+        torch.cat([target.positive_map, torch.zeros(2, 2)], 1), torch.cat([target.masks, torch.ones(2, 3)], 1), None
+    )
+    out = criterion(
+        padded_span,
+        torch.cat([text_valid, torch.zeros(1, 2, dtype=torch.bool)], 1),
+        padded_masks,
+        torch.cat([point_valid, torch.zeros(1, 3, dtype=torch.bool)], 1),
+        [padded_target],
+    )["loss"]
+    assert out.item() == pytest.approx(base.item(), rel=1e-6)
+
+
+def test_perfect_prediction_scores_lower_than_random():
+    span, masks, target = _problem()
+    criterion = SetCriterion(HungarianMatcher())
+    text_valid = torch.ones(1, 6, dtype=torch.bool)
+    point_valid = torch.ones(1, 9, dtype=torch.bool)
+    perfect_span = torch.full_like(span, -8.0)
+    perfect_span[:, 0, 0, :2] = 8.0
+    perfect_span[:, 0, 1, 3] = 8.0
+    perfect_masks = torch.full_like(masks, -8.0)
+    perfect_masks[:, 0, :2] = (target.masks * 16 - 8)[None]
+    good = criterion(perfect_span, text_valid, perfect_masks, point_valid, [target])["loss"]
+    bad = criterion(span, text_valid, masks, point_valid, [target])["loss"]
+    assert good.item() < 0.1 * bad.item()
+
+
+def test_soft_box_loss_carries_gradient_and_match_only_does_not():
+    span, masks, target = _problem()
+    target.boxes = torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0], [2.0, 2.0, 0.0, 3.0, 3.5, 1.0]])
+    soft = torch.rand(2, 1, 4, 3) * 0.5
+    soft = torch.cat([soft, soft + 1.0], dim=-1).requires_grad_(True)
+    args = (span, torch.ones(1, 6, dtype=torch.bool), masks, torch.ones(1, 9, dtype=torch.bool), [target])
+    out = SetCriterion(HungarianMatcher(), box_loss="soft")(*args, boxes=soft.detach(), soft_boxes=soft)
+    assert {"loss_bbox_0", "loss_giou_1"} <= set(out)
+    out["loss"].backward()
+    assert soft.grad is not None and soft.grad.abs().sum() > 0
+    out = SetCriterion(HungarianMatcher(), box_loss="match_only")(*args, boxes=soft.detach(), soft_boxes=soft)
+    assert not any(k.startswith("loss_bbox") for k in out)
