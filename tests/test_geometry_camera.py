@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import univlg.geometry as g
+from tests.conftest import require_realdata
 
 DTYPES = [torch.float32, torch.float64]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -161,3 +162,29 @@ def test_resized_unprojection_matches_numpy_formula():
     x = (u - k_small[0, 2]) * depth[0] / k_small[0, 0]
     y = (v - k_small[1, 2]) * depth[0] / k_small[1, 1]
     np.testing.assert_allclose(points[0].numpy(), np.stack([x, y, depth[0]], axis=-1), rtol=1e-12)
+
+
+def test_real_scannet_depth_lands_on_the_mesh():
+    """Real frames unprojected with the resized colour intrinsic lie on the official mesh (README: ~3 cm)."""
+    from PIL import Image
+    from plyfile import PlyData
+
+    root = require_realdata("scannet_scene0000_00")
+    colour = np.loadtxt(root / "frames" / "intrinsic_color.txt")[:3, :3]
+    k = g.resize_intrinsics(torch.from_numpy(colour), (968, 1296), (480, 640))
+    names = ["00000", "00150"]
+    depth = np.stack(
+        [np.asarray(Image.open(root / "frames" / "depth" / f"{n}.png"), dtype=np.float64) / 1000 for n in names]
+    )
+    poses = np.stack([np.loadtxt(root / "frames" / "pose" / f"{n}.txt") for n in names])
+    vertex = PlyData.read(str(root / "scan" / "scene0000_00_vh_clean_2.ply"))["vertex"]
+    mesh = torch.from_numpy(np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1).astype(np.float64))
+    depth_t = torch.from_numpy(depth)[:, ::8, ::8]  # pixel 8i becomes i: u = 8 u', so fx' = fx / 8, cx' = cx / 8
+    k_sub = k.clone()
+    k_sub[:2] /= 8
+    points, valid = g.unproject_depth(depth_t, k_sub.expand(2, 3, 3), torch.from_numpy(poses))
+    assert valid.float().mean() > 0.8
+    dist, _ = g.knn(points[valid], mesh, 1)
+    assert dist.median() < 0.05
+    wrong, wrong_valid = g.unproject_depth(depth_t, k_sub.expand(2, 3, 3), torch.from_numpy(poses[::-1].copy()))
+    assert g.knn(wrong[wrong_valid], mesh, 1)[0].median() > 0.1
