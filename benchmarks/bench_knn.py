@@ -72,7 +72,7 @@ def main() -> None:
         choices=["kdtree", "torch-cpu", "cuda"],
         help="default: kdtree, torch-cpu up to --torch-cpu-max points, and cuda when available",
     )
-    parser.add_argument("--torch-cpu-max", type=int, default=50_000, help="largest size for torch-cpu by default")
+    parser.add_argument("--torch-cpu-max", type=int, default=10_000, help="largest size for torch-cpu by default")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)

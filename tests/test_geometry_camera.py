@@ -104,6 +104,15 @@ def test_non_finite_pose_invalidates_the_whole_frame(bad):
     assert torch.isfinite(uv[1]).all() and z[1, 0] == 1.0
 
 
+def test_singular_pose_projects_to_nan():
+    k = intrinsic(5.0, 5.0, 2.0, 1.5)[None].expand(2, 3, 3)
+    poses = torch.eye(4, dtype=torch.float64).repeat(2, 1, 1)
+    poses[0] = 0.0
+    uv, z = g.project_points(torch.tensor([[0.0, 0.0, 2.0]], dtype=torch.float64), k, poses)
+    assert torch.isnan(uv[0]).all() and torch.isnan(z[0]).all()
+    assert uv[1, 0].tolist() == [2.0, 1.5] and z[1, 0] == 2.0
+
+
 def test_unproject_gradient_reaches_depth():
     depth = torch.full((1, 2, 2), 2.0, requires_grad=True)
     k = intrinsic(1.0, 1.0, 0.0, 0.0, torch.float32)[None]

@@ -142,7 +142,7 @@ def soft_boxes_from_masks(
             anchor = anchor[:, None, None]
             lifted = anchor + gate * (x - anchor)
             weights = torch.softmax((sign * lifted / tau).masked_fill(invalid, fill), dim=-1)
-            extreme = (weights * x).sum(dim=-1)
+            extreme = (weights @ coord[:, :, None]).squeeze(-1)  # (B, Q): never forms weights * x
             out.append(torch.where(has_points, extreme, torch.zeros_like(extreme)))
     boxes = torch.stack(lows + highs, dim=-1)
     return boxes[0] if unbatched else boxes

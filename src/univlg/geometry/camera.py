@@ -107,9 +107,10 @@ def project_points(
     if k.shape != (num_views, 3, 3):
         raise ValueError(f"intrinsics must be ({num_views}, 3, 3), got {tuple(intrinsics.shape)}")
 
-    pose_ok = _finite_pose(pose)
-    safe_pose = torch.where(pose_ok[:, None, None], pose, torch.eye(4, dtype=pose.dtype, device=pose.device))
-    world_to_cam = torch.linalg.inv(safe_pose)
+    finite = _finite_pose(pose)
+    safe_pose = torch.where(finite[:, None, None], pose, torch.eye(4, dtype=pose.dtype, device=pose.device))
+    world_to_cam, singular = torch.linalg.inv_ex(safe_pose)
+    pose_ok = finite & (singular == 0)
     cam = torch.einsum("vij,vnj->vni", world_to_cam[:, :3, :3], points) + world_to_cam[:, None, :3, 3]
     z = cam[..., 2]
     in_front = z > 0
