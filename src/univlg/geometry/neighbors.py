@@ -16,8 +16,10 @@ from scipy.spatial import cKDTree
 
 __all__ = ["knn", "idw_interpolate", "farthest_point_sample"]
 
-# Upper bound on the elements of one (chunk x M) distance block of the torch backend: 2**24 floats = 64 MiB fp32.
-DEFAULT_BLOCK_ELEMENTS = 2**24
+# Upper bound on the elements of one (chunk x M) distance block of the torch backend: 2**24 floats (64 MiB fp32)
+# on CPU; 2**26 (256 MiB) on CUDA, where fewer, larger blocks keep the kernel launches from dominating.
+CPU_BLOCK_ELEMENTS = 2**24
+CUDA_BLOCK_ELEMENTS = 2**26
 IDW_EPS = 1e-8
 
 
@@ -47,7 +49,8 @@ def _kdtree_search(query: torch.Tensor, ref: torch.Tensor, k: int, workers: int)
 
 def _torch_search(query: torch.Tensor, ref: torch.Tensor, k: int, chunk_size: int | None) -> torch.Tensor:
     """(n, k) long indices by exact cdist in query chunks; each block holds at most chunk_size x M distances."""
-    rows = chunk_size or max(1, DEFAULT_BLOCK_ELEMENTS // max(1, ref.shape[0]))
+    budget = CUDA_BLOCK_ELEMENTS if query.device.type == "cuda" else CPU_BLOCK_ELEMENTS
+    rows = chunk_size or max(1, budget // max(1, ref.shape[0]))
     out = torch.empty(query.shape[0], k, dtype=torch.long, device=query.device)
     for start in range(0, query.shape[0], rows):
         # Direct differences, not the |x|^2 + |y|^2 - 2xy matmul form, which loses centimetres in float32.
@@ -73,8 +76,8 @@ def knn(
         k: neighbours per query, >= 1.
         query_batch: (N,) long and ref_batch: (M,) long batch element of each point (both or neither).
         backend: "auto" (kdtree for CPU tensors, torch otherwise), "kdtree" or "torch".
-        chunk_size: query rows per cdist block of the torch backend (default: 2**24 // M, i.e. at most
-            64 MiB of fp32 distances per block).
+        chunk_size: query rows per cdist block of the torch backend (default: 2**24 // M on CPU and
+            2**26 // M on CUDA, i.e. at most 64 / 256 MiB of fp32 distances per block).
         workers: threads of the kdtree query (-1 = all cores).
 
     Returns:
