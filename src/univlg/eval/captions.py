@@ -71,7 +71,7 @@ def caption_scores(
         # the tokenizer drops the key of a text that ends the file empty: it tokenises to nothing anyway
         res = {i: tokens.get(-1 - i, [""]) for i in res}
         gts = {i: tokens.get(i, [""] * len(refs)) for i, refs in gts.items()}
-    # METEOR's stdio protocol and ROUGE-L's precision break on an empty hypothesis: those items score 0 there.
+    # ROUGE-L divides by the hypothesis length and METEOR's line protocol expects one: empty ones score 0 there.
     non_empty = [i for i in res if res[i][0].strip()]
     with contextlib.redirect_stdout(io.StringIO()):  # the BLEU scorer prints its length ratios
         _, bleu = Bleu(4).compute_score(gts, res)
