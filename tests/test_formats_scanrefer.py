@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.conftest import require_realdata
+from univlg.data.formats.compact_grounding import read_compact_grounding_json
 from univlg.data.formats.scanrefer import read_scanrefer_json, write_scanrefer_json
 from univlg.data.records import Referral
 from univlg.errors import FormatError
@@ -76,3 +77,22 @@ def test_a_file_that_is_not_a_list_is_refused(tmp_path):
     path.write_text("[{]")
     with pytest.raises(FormatError, match="line 1: invalid JSON"):
         read_scanrefer_json(path)
+
+
+def test_compact_zero_shot_grounding_samples_parse():
+    root = require_realdata("scannet_val_annotations")
+    scanrefer = read_compact_grounding_json(root / "scanrefer" / "scanrefer_val.zsvg3d.subset.json", "scanrefer")
+    nr3d = read_compact_grounding_json(root / "nr3d" / "nr3d_val.zsvg3d.subset.json", "nr3d")
+    assert (len(scanrefer), len(nr3d)) == (235, 265)
+    assert (scanrefer[0].scene_id, scanrefer[0].target_id) == ("scene0435_00", 60)
+    assert scanrefer[0].utterance.startswith("it is a black suitcase") and "program" in scanrefer[0].meta
+    first = nr3d[0]  # {"caption": "the bed closer to the window", "easy": true, "view_dep": false}
+    assert (first.target_id, first.meta["hard"], first.meta["view_dependent"]) == (11, False, False)
+    assert {r.dataset for r in nr3d} == {"nr3d"}
+
+
+def test_compact_grounding_bad_flag_is_reported(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps([{"scan_id": "s", "target_id": 1, "caption": "a", "easy": "maybe"}]))
+    with pytest.raises(FormatError, match=r"c.json: item 0: field 'easy': expected a boolean"):
+        read_compact_grounding_json(path, "nr3d")
