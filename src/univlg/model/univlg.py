@@ -1,0 +1,244 @@
+"""UniVLG: image encoder -> (3D blocks) -> pixel decoder -> units -> language-conditioned mask decoder.
+
+``forward(batch) -> Predictions`` is what training uses; ``encode_visual`` + ``decode`` split it so a scene is
+encoded once for many utterances (``ground`` does this). ``save_pretrained`` / ``from_pretrained`` use a folder
+with ``config.json`` (the :class:`~univlg.config.ModelConfig`) and ``model.safetensors``; frozen pretrained
+encoders are referenced by their local path in the config, not copied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from univlg.config import ModelConfig, from_dict, to_dict
+from univlg.data.batch import Batch, TextBatch, VisualBatch, tokenize
+from univlg.errors import CheckpointError, ConfigError
+from univlg.geometry.boxes import boxes_from_masks, soft_boxes_from_masks
+from univlg.model.cross_view import Backbone3D, build_backbone_3d
+from univlg.model.image_encoder import ImageEncoder, build_image_encoder
+from univlg.model.lifting import build_units, make_patch_cloud, patch_centres, patch_point_map, patch_units
+from univlg.model.mask_decoder import MaskDecoder, build_mask_decoder
+from univlg.model.pixel_decoder import PixelDecoder, build_pixel_decoder
+from univlg.model.predictions import Predictions, VisualFeatures
+from univlg.model.text_encoder import TextEncoder, build_text_encoder, load_tokenizer
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class UniVLG(nn.Module):
+    """The model; build it with :func:`build_model` or :meth:`from_pretrained`."""
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        image_encoder: ImageEncoder,
+        text_encoder: TextEncoder,
+        tokenizer,
+        backbone_3d: Backbone3D | None,
+        pixel_decoder: PixelDecoder,
+        mask_decoder: MaskDecoder,
+    ):
+        super().__init__()
+        self.cfg = cfg
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.tokenizer = tokenizer
+        self.backbone_3d = backbone_3d
+        self.pixel_decoder = pixel_decoder
+        self.mask_decoder = mask_decoder
+
+    @property
+    def patch_size(self) -> int:
+        return self.image_encoder.patch_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def tokenize(self, texts: list[str]) -> TextBatch:
+        """Tokenise utterances as the model expects (lower-cased when configured, truncated at max_length)."""
+        cfg = self.cfg.text_encoder
+        return tokenize(self.tokenizer, list(texts), cfg.max_length, cfg.lowercase)
+
+    def encode_visual(self, visual: VisualBatch) -> VisualFeatures:
+        """Encode B scenes or images into mask units (no Python loop over frames, points or queries)."""
+        b, v = visual.view_valid.shape
+        view_batch = visual.view_valid.nonzero()[:, 0]
+        levels = self.image_encoder(visual.images[visual.view_valid])
+        patch = self.patch_size
+        n, h, w = levels[0].shape[:3]
+        if visual.lifted:
+            xyz, valid = patch_point_map(
+                visual.point_maps[visual.view_valid], visual.point_valid[visual.view_valid], patch
+            )
+            cloud = make_patch_cloud(xyz, valid, view_batch)
+            if self.backbone_3d is not None:
+                levels = self.backbone_3d(levels, cloud)
+            decoded = self.pixel_decoder.encode_2d(levels[1:])
+            if visual.points is not None:
+                points, points_valid = visual.points, visual.points_valid
+            else:  # the valid patch-grid points of every view, in (view, row, column) order
+                points = xyz.new_zeros(b, v, h, w, 3)
+                points[visual.view_valid] = xyz
+                points_valid = valid.new_zeros(b, v, h, w)
+                points_valid[visual.view_valid] = valid
+                points, points_valid = points.view(b, -1, 3), points_valid.view(b, -1)
+            segments = visual.segment_ids if self.cfg.output.use_segments else None
+            units, grid = build_units(points, points_valid, self.cfg.output.voxel_size, segments)
+            pooled = segments is not None
+            flat = self.pixel_decoder.forward_3d(
+                levels[0], decoded, cloud, grid, b, units.unit_of_voxel if pooled else None, units.num_flat
+            )
+        else:
+            if visual.pixel_valid is None:
+                valid = torch.ones(n, h, w, dtype=torch.bool, device=visual.images.device)
+            else:
+                valid = patch_centres(visual.pixel_valid[visual.view_valid], patch)
+            full = valid.new_zeros(b, v, h, w)
+            full[visual.view_valid] = valid
+            units = patch_units(full, patch)
+            decoded = self.pixel_decoder.encode_2d(levels[1:])
+            flat = self.pixel_decoder.forward_2d(levels[0], decoded, valid, units.flat_batch, b)
+        return VisualFeatures(
+            features=units.pack(flat),
+            pos=self.mask_decoder.unit_position(units.xyz, units.pos2d),
+            valid=units.valid,
+            xyz=units.xyz,
+            point_to_unit=units.point_to_unit,
+            point_to_voxel=units.point_to_voxel,
+            voxel_to_unit=units.voxel_to_unit,
+            voxel_valid=units.voxel_valid,
+        )
+
+    def decode(
+        self,
+        visual: VisualFeatures,
+        text: TextBatch,
+        visual_index: torch.Tensor | None = None,
+        with_boxes: bool = True,
+    ) -> Predictions:
+        """Decode utterances against encoded visual samples (``visual_index``: sample of each utterance)."""
+        visual = visual.select(visual_index)
+        text_features = self.text_encoder(text.input_ids, text.attention_mask)
+        out = self.mask_decoder(visual.features, visual.pos, visual.valid, text_features, text.attention_mask)
+        boxes = soft = None
+        if with_boxes:
+            temperature = self.cfg.decoder.soft_box_temperature
+            boxes = torch.stack(
+                [boxes_from_masks(visual.xyz, m > 0, point_valid=visual.valid) for m in out.mask_logits]
+            )
+            soft = torch.stack(
+                [soft_boxes_from_masks(visual.xyz, m.sigmoid(), temperature, visual.valid) for m in out.mask_logits]
+            )
+        return Predictions(
+            span_logits=out.span_logits,
+            mask_logits=out.mask_logits,
+            boxes=boxes,
+            soft_boxes=soft,
+            queries=out.queries,
+            text_valid=text.attention_mask,
+            unit_valid=visual.valid,
+            unit_xyz=visual.xyz,
+            point_to_unit=visual.point_to_unit,
+            point_to_voxel=visual.point_to_voxel,
+            voxel_to_unit=visual.voxel_to_unit,
+            voxel_valid=visual.voxel_valid,
+        )
+
+    def forward(self, batch: Batch, with_boxes: bool = True) -> Predictions:
+        """batch -> Predictions (see :class:`~univlg.model.predictions.Predictions` for shapes)."""
+        return self.decode(self.encode_visual(batch.visual), batch.text, batch.visual_index, with_boxes)
+
+    def ground(self, scene, sentences, spans=None, batch_size: int = 8, **sample_options):
+        """Ground sentences in a scene; see :func:`univlg.model.grounding.ground`."""
+        from univlg.model.grounding import ground
+
+        return ground(self, scene, sentences, spans, batch_size, **sample_options)
+
+    # ------------------------------------------------------------------------------------------- persistence
+
+    def _unsaved_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes not written by save_pretrained: frozen encoders loaded from a local folder."""
+        prefixes = []
+        if self.cfg.image_encoder.pretrained and self.cfg.image_encoder.frozen:
+            prefixes.append("image_encoder.vit.")
+        if self.cfg.text_encoder.pretrained and self.cfg.text_encoder.frozen:
+            prefixes.append("text_encoder.backbone.")
+        return tuple(prefixes)
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (without frozen pretrained encoders) to ``folder``."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        skip = self._unsaved_prefixes()
+        state = {k: t.detach().contiguous().cpu() for k, t in self.state_dict().items() if not k.startswith(skip)}
+        save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt", "library": "univlg"})
+        (folder / CONFIG_FILE).write_text(json.dumps(to_dict(self.cfg), indent=2))
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> UniVLG:
+        """Build the model from ``folder/config.json`` and load ``folder/model.safetensors``.
+
+        Raises:
+            CheckpointError: a file is missing or unreadable, or the weights do not fit the config.
+        """
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise CheckpointError(
+                    f"{path}: not found (a UniVLG checkpoint folder has {CONFIG_FILE} and {WEIGHTS_FILE})"
+                )
+        try:
+            cfg = from_dict(ModelConfig, json.loads(config_path.read_text()), where=str(config_path))
+        except (json.JSONDecodeError, ConfigError) as error:
+            raise CheckpointError(f"{config_path}: {error}") from error
+        model = build_model(cfg)
+        try:
+            state = load_file(str(weights_path), device=str(map_location))
+        except Exception as error:  # safetensors raises its own error types for corrupt files
+            raise CheckpointError(f"{weights_path}: cannot read: {error}") from error
+        skip = model._unsaved_prefixes()
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith(skip)]
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{weights_path}: does not fit {config_path}: missing {missing[:5]} ({len(missing)}), "
+                f"unexpected {unexpected[:5]} ({len(unexpected)})"
+            )
+        return model.to(map_location)
+
+
+def build_model(cfg: ModelConfig) -> UniVLG:
+    """The UniVLG model described by ``cfg`` (frozen encoders from their local folders, the rest random-init)."""
+    if cfg.pixel_decoder.dim != cfg.decoder.dim:
+        raise ConfigError(f"pixel_decoder.dim {cfg.pixel_decoder.dim} must equal decoder.dim {cfg.decoder.dim}")
+    if len(cfg.image_encoder.feature_layers) < 2:
+        raise ConfigError("image_encoder.feature_layers needs a skip level and at least one decoder level")
+    tokenizer = load_tokenizer(cfg.text_encoder)
+    image_encoder = build_image_encoder(cfg.image_encoder)
+    num_levels = len(cfg.image_encoder.feature_layers)
+    model = UniVLG(
+        cfg=cfg,
+        image_encoder=image_encoder,
+        text_encoder=build_text_encoder(cfg.text_encoder, cfg.decoder.dim, tokenizer),
+        tokenizer=tokenizer,
+        backbone_3d=build_backbone_3d(cfg.backbone_3d, image_encoder.hidden_size, num_levels),
+        pixel_decoder=build_pixel_decoder(cfg.pixel_decoder, image_encoder.hidden_size, num_levels - 1),
+        mask_decoder=build_mask_decoder(cfg.decoder, cfg.text_encoder.max_length),
+    )
+    logger.debug("built UniVLG: %d trainable parameters", sum(p.numel() for p in model.parameters() if p.requires_grad))
+    return model
