@@ -39,7 +39,10 @@ class Referral:
 
 @dataclass
 class Question:
-    """A question about a 3D scene with its reference answers (ScanQA, SQA3D, synthetic)."""
+    """A question about a 3D scene with its reference answers (ScanQA, SQA3D, synthetic).
+
+    ``meta`` keeps source fields the record has no slot for (ScanQA object names, SQA3D alternative situations).
+    """
 
     scene_id: str
     question: str
@@ -49,6 +52,7 @@ class Question:
     question_id: str = ""
     question_type: str = ""
     dataset: str = ""
+    meta: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -72,3 +76,4 @@ class ImageReferral:
     split: str = ""
     spans: tuple[CharSpan, ...] = ()
     dataset: str = ""
+    meta: dict = field(default_factory=dict)
