@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import pickle
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,6 +71,12 @@ def _make_scene(job: tuple) -> tuple:
     write_scene(scene, scans_dir)
     names = {obj.object_id: obj.label for obj in scene.world.objects}
     return scene.scene_id, scene.referrals, scene.descriptions, scene.questions, scene.image_referrals, names
+
+
+def _make_scene_in_process(job: tuple) -> tuple:
+    """:func:`_make_scene` with its result passed through pickle as a worker's would be: pickle output depends on
+    which equal strings are the same object, so both paths must build the records alike to write equal bytes."""
+    return pickle.loads(pickle.dumps(_make_scene(job)))
 
 
 @contextmanager
@@ -188,7 +195,7 @@ def generate(
     jobs = [(split, index, seed, settings, out / "scans") for split, count in splits.items() for index in range(count)]
     datas = {split: SplitData() for split in splits}
     with _pool(workers) as pool:
-        results = pool.imap(_make_scene, jobs) if pool is not None else map(_make_scene, jobs)
+        results = pool.imap(_make_scene, jobs) if pool is not None else map(_make_scene_in_process, jobs)
         for (split, *_), result in zip(jobs, results):
             datas[split].add(*result)
             bar.update(1)

@@ -161,8 +161,8 @@ def hit_frustum(
     candidates = []
     for sign in (-1.0, 1.0):
         t = np.where(quadratic, (-b + sign * root) / (2 * safe_a), linear_t)
-        ok = (np.where(quadratic, disc >= 0, True)) & (t > t_min)
-        z = oz + t * dz
+        ok = (np.where(quadratic, disc >= 0, True)) & (t > t_min) & np.isfinite(t)
+        z = oz + np.where(ok, t, 0.0) * dz
         ok &= (np.abs(z) <= 1.0) & (alpha + beta * z >= 0)
         candidates.append(np.where(ok, t, np.inf))
     for cap_z, radius in ((-1.0, radii[:, 0]), (1.0, radii[:, 1])):

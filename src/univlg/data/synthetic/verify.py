@@ -150,7 +150,7 @@ def relation_holds(relation: str, target_id: int, anchor_ids: list[int], objects
         length = float(np.linalg.norm(ab))
         rel = t.centre[:2] - a[0].centre[:2]
         along = float(rel @ ab) / length**2
-        across = abs(float(np.cross(ab, rel))) / length
+        across = abs(float(ab[0] * rel[1] - ab[1] * rel[0])) / length
         return length >= 1.0 and 0.1 <= along <= 0.9 and across <= max(0.3, 0.3 * length)
     if relation == "on":
         return _stands_on(t, a[0])

@@ -6,7 +6,7 @@ One folder per scene under ``<out>/scans/``::
     <scene>/instance-filt/<i>.png         uint8 object id + 1 per pixel (0: none), as ScanNet's 2D instance labels
     <scene>/intrinsic/intrinsic_color.txt, intrinsic_depth.txt (4x4), extrinsic_color.txt, extrinsic_depth.txt
     <scene>/<scene>_vh_clean_2.ply        surface points as vertices (xyz, rgb, alpha)
-    <scene>/<scene>_vh_clean_2.labels.ply same vertices with a ``label`` (class id, see the manifest)
+    <scene>/<scene>_vh_clean_2.labels.ply per-vertex ``label`` (class id, see the manifest) only
     <scene>/<scene>_vh_clean_2.0.010000.segs.json   over-segment id per vertex
     <scene>/<scene>.aggregation.json      objects: objectId, label, segments
     <scene>/<scene>.txt                   meta with the axisAlignment line (raw scan frame -> room frame)
@@ -30,18 +30,13 @@ from univlg.data.synthetic.generate_scene import GeneratedScene
 from univlg.data.synthetic.primitives import affine
 
 
-def write_labels_ply(path: Path, xyz: np.ndarray, colors: np.ndarray, labels: np.ndarray) -> None:
-    """ScanNet's ``_vh_clean_2.labels.ply`` layout: vertices (P,) with xyz, rgb, alpha and a ushort ``label``."""
-    vertex = np.empty(
-        len(xyz),
-        dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"),
-               ("alpha", "u1"), ("label", "<u2")],
-    )  # fmt: skip
-    for i, name in enumerate(("x", "y", "z")):
-        vertex[name] = xyz[:, i]
-    for i, name in enumerate(("red", "green", "blue")):
-        vertex[name] = colors[:, i]
-    vertex["alpha"] = 255
+def write_labels_ply(path: Path, labels: np.ndarray) -> None:
+    """A ``_vh_clean_2.labels.ply`` holding only the per-vertex ``label`` (ushort class id): (P,) labels.
+
+    ScanNet's file repeats xyz and colour; the loader reads only ``label``, so the copy is left out (it would
+    double the size of every scan).
+    """
+    vertex = np.empty(len(labels), dtype=[("label", "<u2")])
     vertex["label"] = labels
     PlyData([PlyElement.describe(vertex, "vertex")], text=False, byte_order="<").write(str(path))
 
@@ -97,7 +92,7 @@ def write_scene(scene: GeneratedScene, scans_dir: Path, jpeg_quality: int = 90) 
     xyz = affine(to_raw, surface.xyz.astype(np.float64)).astype(np.float32)
     sid = scene.scene_id
     scannet.write_mesh_ply(folder / f"{sid}{scannet.MESH_SUFFIX}", xyz, surface.colors)
-    write_labels_ply(folder / f"{sid}{scannet.LABELS_MESH_SUFFIX}", xyz, surface.colors, surface.semantic)
+    write_labels_ply(folder / f"{sid}{scannet.LABELS_MESH_SUFFIX}", surface.semantic)
     scannet.write_segments(folder / f"{sid}{scannet.SEGMENTS_SUFFIX}", sid, surface.segment.tolist())
     scannet.write_aggregation(folder / f"{sid}{scannet.AGGREGATION_SUFFIX}", sid, _aggregation(scene))
     height, width = rendering.depth.shape[1:]
