@@ -22,7 +22,7 @@ import re
 _FILLER = {
     "a", "an", "the", "this", "that", "these", "those", "it", "its", "there", "here", "is", "are", "was", "were",
     "find", "select", "choose", "pick", "locate", "show", "identify", "point", "look", "for", "at", "me", "please",
-    "i", "you", "we", "see", "can", "want", "need", "mean", "of", "out", "one", "two", "three", "some", "any",
+    "i", "you", "we", "see", "can", "want", "need", "mean", "of", "out", "two", "three", "some", "any",
 }  # fmt: skip
 _CUT = {
     "that", "which", "who", "whose", "where", "when", "while", "with", "without", "near", "nearest", "next",
