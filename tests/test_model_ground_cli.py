@@ -1,0 +1,44 @@
+"""``univlg ground`` end to end on a rendered room written as a generic posed RGB-D folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tests.test_model_fixtures import make_scene, micro_config
+from univlg.cli import main
+from univlg.model import build_model
+
+
+def _write_scene(folder, scene):
+    for sub in ("color", "depth", "pose"):
+        (folder / sub).mkdir(parents=True)
+    f = scene.frames
+    for i, name in enumerate(f.names):
+        Image.fromarray(f.rgb[i]).save(folder / "color" / f"{name}.png")
+        np.save(folder / "depth" / f"{name}.npy", f.depth[i])
+        np.savetxt(folder / "pose" / f"{name}.txt", f.cam_to_world[i])
+    np.savetxt(folder / "intrinsics.txt", f.intrinsics[0])
+
+
+def test_ground_command_writes_json_and_masks(tmp_path, capsys):
+    torch.manual_seed(0)
+    build_model(micro_config()).save_pretrained(tmp_path / "ckpt")
+    _write_scene(tmp_path / "scene", make_scene(3, points=None))
+    out = tmp_path / "res" / "g.json"
+    argv = ["ground", "the red wall", "a lamp near the floor", "--checkpoint", str(tmp_path / "ckpt")]
+    code = main(argv + ["--scene", str(tmp_path / "scene"), "--out", str(out), "--span", "wall", "--span", "lamp"])
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert [r["phrase"] for r in document["results"]] == ["wall", "lamp"]
+    points = np.load(out.parent / document["points_file"])
+    for result in document["results"]:
+        mask = np.load(out.parent / result["mask_file"])
+        assert mask.shape == (len(points),) and mask.dtype == bool
+        assert 0.0 <= result["score"] <= 1.0
+    assert "2 sentence(s)" in capsys.readouterr().out
+    code = main(argv + ["--scene", str(tmp_path / "scene"), "--span", "sofa", "--span", "lamp"])
+    assert code == 2 and "does not occur" in capsys.readouterr().err
