@@ -104,7 +104,7 @@ class PointCloud:
         return int(self.xyz.shape[0])
 
     def transformed(self, matrix: np.ndarray) -> PointCloud:
-        """A copy with xyz mapped by the 4x4 rigid ``matrix`` (p' = M @ [p, 1])."""
+        """A copy with xyz mapped by the 4x4 affine ``matrix`` (p' = M @ [p, 1])."""
         xyz = self.xyz.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
         return replace(self, xyz=xyz.astype(np.float32))
 

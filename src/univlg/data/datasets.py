@@ -1,0 +1,327 @@
+"""Torch datasets turning language records and scenes into training samples (UniVLG reference 3.1, 3.7, 3.8).
+
+A :class:`TrainingSample` is one visual sample (a few frames of a scene, or one image), one text, and the objects
+the text talks about: their character spans, their masks over the sample's output points and their boxes.
+- :class:`ReferralDataset`: SR3D / NR3D / ScanRefer-style sentences; objects = target + anchors (target first).
+- :class:`DetectionDataset`: instance segmentation as grounding: the text lists the class names and every
+  instance is an object (reference 3.1).
+- :class:`ImageReferralDataset`: RefCOCO-style 2D referrals, lifted to 3D with a point map when one exists.
+Every sample is a pure function of ``(index, seed)``, so training resumes exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.spatial import cKDTree
+
+from univlg.data.augment import random_scene_affine, transform_scene
+from univlg.data.batch import VisualSample, image_to_sample, scene_to_sample
+from univlg.data.formats.coco import segmentation_mask
+from univlg.data.formats.scannet import read_color
+from univlg.data.frames import object_visibility, select_relevant_frames
+from univlg.data.records import CharSpan, ImageReferral, Referral
+from univlg.data.scene import PointCloud, Scene
+from univlg.data.scene_store import SceneStore
+from univlg.geometry import unproject_depth
+from univlg.model.noun_phrase import find_target_span
+
+logger = logging.getLogger(__name__)
+
+DETECTION_EXCLUDED = ("wall", "floor", "ceiling")
+
+
+@dataclass
+class SampleOptions:
+    """How a scene becomes a training sample.
+
+    num_frames: views per sample; max_size: longer image side in pixels (None keeps the stored size);
+    max_points: output points kept (random subset); subset_distance: scene points farther than this from every
+    lifted depth point of the chosen views are dropped (the paper's visible-mesh subset); min_object_points: an
+    object with fewer visible points is not a target; augment: random 3D affine map (reference 3.8);
+    lift_probability: chance that a 2D image with a known point map goes through the 3D path.
+    """
+
+    num_frames: int = 8
+    max_size: int | None = None
+    max_points: int = 40000
+    subset_distance: float = 0.05
+    min_object_points: int = 10
+    augment: bool = True
+    max_depth: float = 15.0
+
+
+@dataclass
+class TrainingSample:
+    """visual: the model input of one sample; text: the utterance or prompt; spans: per object (target first)
+    its character spans in ``text``; point_masks: (G, P) bool over the sample's output points (P = V*h*w patch
+    points for images); boxes: (G, 6) float corner boxes, or None for images; info: ids for logging/eval."""
+
+    visual: VisualSample
+    text: str
+    spans: list[tuple[CharSpan, ...]]
+    point_masks: torch.Tensor
+    boxes: torch.Tensor | None
+    info: dict
+
+
+def _rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, index])
+
+
+def _object_boxes(xyz: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+    """xyz: (P, 3); masks: (G, P) bool, none empty -> (G, 6) min/max boxes."""
+    boxes = [np.concatenate([xyz[m].min(axis=0), xyz[m].max(axis=0)]) for m in masks]
+    return torch.from_numpy(np.stack(boxes).astype(np.float32)) if boxes else torch.zeros(0, 6)
+
+
+def visible_subset(scene: Scene, options: SampleOptions, rng: np.random.Generator, stride: int = 4) -> np.ndarray:
+    """Indices of the scene points near the lifted depth of the scene's frames, at most ``options.max_points``."""
+    depth = torch.from_numpy(scene.frames.depth[:, ::stride, ::stride].copy())
+    intrinsics = torch.from_numpy(scene.frames.intrinsics.copy())
+    intrinsics[:, :2] /= stride  # strided sampling of pixel centres: u' = u / s
+    lifted, valid = unproject_depth(
+        depth, intrinsics, torch.from_numpy(scene.frames.cam_to_world), max_depth=options.max_depth
+    )
+    sensor = lifted[valid].numpy()
+    if len(sensor) == 0:
+        return np.zeros(0, dtype=np.int64)
+    total = len(scene.points)
+    # Test a random superset only: the visible part of a room from a few views is rarely under a quarter of it.
+    candidates = np.arange(total)
+    if total > 4 * options.max_points:
+        candidates = np.sort(rng.choice(total, size=4 * options.max_points, replace=False))
+    distance, _ = cKDTree(sensor).query(scene.points.xyz[candidates], k=1, distance_upper_bound=options.subset_distance)
+    keep = candidates[np.isfinite(distance)]
+    if len(keep) > options.max_points:
+        keep = np.sort(rng.choice(keep, size=options.max_points, replace=False))
+    return keep
+
+
+def _subset_points(points: PointCloud, keep: np.ndarray) -> PointCloud:
+    return PointCloud(
+        xyz=points.xyz[keep],
+        colors=None if points.colors is None else points.colors[keep],
+        instance_ids=points.instance_ids[keep],
+        semantic_ids=None if points.semantic_ids is None else points.semantic_ids[keep],
+        segment_ids=None if points.segment_ids is None else points.segment_ids[keep],
+    )
+
+
+class SceneSampler:
+    """Builds 3D samples: choose views, augment, keep the visible points, make masks and boxes of the objects."""
+
+    def __init__(self, store: SceneStore, patch_size: int, options: SampleOptions):
+        self.store = store
+        self.patch_size = patch_size
+        self.options = options
+
+    def frames_for(self, scene: Scene, object_ids: list[int], rng: np.random.Generator) -> np.ndarray:
+        """View indices: frames showing the objects (relevance), the rest spread by camera position."""
+        frames, points = scene.frames, scene.points
+        counts = object_visibility(
+            points.xyz, points.instance_ids, object_ids, frames.depth, frames.intrinsics, frames.cam_to_world
+        )
+        relevance = counts.sum(axis=1).astype(np.float64)
+        relevance[~frames.valid_pose] = 0.0
+        seen = int((counts > 0).any(axis=0).sum())
+        cameras = np.nan_to_num(frames.cam_to_world[:, :3, 3], nan=0.0, posinf=0.0, neginf=0.0)
+        return select_relevant_frames(
+            self.options.num_frames, rng, relevance, self.options.num_frames // 3 + seen, cameras
+        )
+
+    def sample(
+        self,
+        scene: Scene,
+        object_ids: list[int],
+        text: str,
+        spans: list[tuple[CharSpan, ...]],
+        rng: np.random.Generator,
+        info: dict,
+        require_first: bool = True,
+    ) -> TrainingSample | None:
+        """The sample for ``object_ids`` (with their ``spans`` in ``text``); objects too little visible are dropped.
+
+        Returns None when no object (or, with ``require_first``, not the first object) is visible enough.
+        """
+        views = scene.frames.subset(self.frames_for(scene, object_ids, rng))
+        view_scene = replace(scene, frames=views)
+        if self.options.augment:
+            view_scene = transform_scene(view_scene, random_scene_affine(scene.points.xyz, rng))
+        keep = visible_subset(view_scene, self.options, rng)
+        instance_ids = scene.points.instance_ids[keep]
+        masks = np.stack([instance_ids == o for o in object_ids]) if object_ids else np.zeros((0, len(keep)), bool)
+        present = masks.sum(axis=1) >= self.options.min_object_points
+        if not present.any() or (require_first and not present[0]):
+            return None
+        view_scene = replace(view_scene, points=_subset_points(view_scene.points, keep))
+        visual = scene_to_sample(
+            view_scene,
+            self.patch_size,
+            max_size=self.options.max_size,
+            max_frames=None,
+            max_depth=self.options.max_depth,
+        )
+        masks = masks[present]
+        return TrainingSample(
+            visual=visual,
+            text=text,
+            spans=[s for s, p in zip(spans, present, strict=True) if p],
+            point_masks=torch.from_numpy(masks),
+            boxes=_object_boxes(view_scene.points.xyz, masks),
+            info={**info, "object_ids": [o for o, p in zip(object_ids, present, strict=True) if p]},
+        )
+
+    def sample_with_retries(self, scene: Scene, *args, attempts: int = 3, **kwargs) -> TrainingSample | None:
+        """:meth:`sample` with fresh view choices, then with every frame as a last resort."""
+        for _ in range(attempts):
+            sample = self.sample(scene, *args, **kwargs)
+            if sample is not None:
+                return sample
+        options = self.options
+        self.options = replace(options, num_frames=len(scene.frames))
+        try:
+            return self.sample(scene, *args, **kwargs)
+        finally:
+            self.options = options
+
+
+class ReferralDataset(torch.utils.data.Dataset):
+    """Referring expressions about 3D scenes; ``sample(index, seed)`` is deterministic."""
+
+    def __init__(self, sampler: SceneSampler, referrals: list[Referral]):
+        self.sampler = sampler
+        self.referrals = referrals
+
+    def __len__(self) -> int:
+        return len(self.referrals)
+
+    def objects_and_spans(self, referral: Referral) -> tuple[list[int], list[tuple[CharSpan, ...]]]:
+        """Target (with its spans, or the head noun's) then the anchors that have spans."""
+        target_spans = referral.target_spans or (find_target_span(referral.utterance),)
+        objects, spans = [referral.target_id], [tuple(target_spans)]
+        for anchor in referral.anchor_ids:
+            if anchor != referral.target_id and referral.spans.get(anchor):
+                objects.append(anchor)
+                spans.append(tuple(referral.spans[anchor]))
+        return objects, spans
+
+    def sample(self, index: int, seed: int) -> TrainingSample | None:
+        referral = self.referrals[index]
+        scene = self.sampler.store.get(referral.scene_id)
+        objects, spans = self.objects_and_spans(referral)
+        info = {"scene_id": referral.scene_id, "target_id": referral.target_id, "relation": referral.relation}
+        return self.sampler.sample_with_retries(scene, objects, referral.utterance, spans, _rng(seed, index), info)
+
+    def __getitem__(self, index: int) -> TrainingSample | None:
+        return self.sample(index, 0)
+
+
+def detection_prompt(class_names: list[str]) -> tuple[str, dict[str, CharSpan]]:
+    """``"chair. table. ..."`` (fixed order) and the character span of each class name in it."""
+    spans, parts, position = {}, [], 0
+    for name in class_names:
+        spans[name] = (position, position + len(name))
+        parts.append(name)
+        position += len(name) + 2
+    return ". ".join(parts), spans
+
+
+class DetectionDataset(torch.utils.data.Dataset):
+    """Instance segmentation as grounding: the prompt lists ``class_names``; every instance of them is a target."""
+
+    def __init__(self, sampler: SceneSampler, scene_ids: list[str], class_names: list[str]):
+        self.sampler = sampler
+        self.scene_ids = scene_ids
+        self.class_names = [c for c in class_names if c not in DETECTION_EXCLUDED]
+        self.prompt, self.class_spans = detection_prompt(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.scene_ids)
+
+    def sample(self, index: int, seed: int) -> TrainingSample | None:
+        scene = self.sampler.store.get(self.scene_ids[index])
+        objects = sorted(o for o, name in scene.objects.items() if name in self.class_spans)
+        spans = [(self.class_spans[scene.objects[o]],) for o in objects]
+        info = {"scene_id": scene.scene_id, "task": "detection"}
+        return self.sampler.sample_with_retries(
+            scene, objects, self.prompt, spans, _rng(seed, index), info, require_first=False
+        )
+
+    def __getitem__(self, index: int) -> TrainingSample | None:
+        return self.sample(index, 0)
+
+
+class ImageReferralDataset(torch.utils.data.Dataset):
+    """RefCOCO-style referrals; images under ``image_root``. An image stored as ``<scene>/color/<frame>.<ext>``
+    of a scene in ``store`` has a point map (its depth, in the camera frame) and can be lifted; the caller
+    decides per batch (a batch is all lifted or all plain 2D)."""
+
+    def __init__(
+        self,
+        image_root: str | Path,
+        referrals: list[ImageReferral],
+        patch_size: int,
+        options: SampleOptions,
+        store: SceneStore | None = None,
+    ):
+        self.image_root = Path(image_root)
+        self.referrals = referrals
+        self.patch_size = patch_size
+        self.options = options
+        self.store = store
+
+    def __len__(self) -> int:
+        return len(self.referrals)
+
+    def _point_map(self, file_name: str):
+        parts = Path(file_name).parts
+        if self.store is None or len(parts) != 3 or parts[1] != "color":
+            return None
+        return self.store.camera_point_map(parts[0], Path(parts[2]).stem, self.options.max_depth)
+
+    def sample(self, index: int, seed: int, lift: bool = False) -> TrainingSample | None:
+        """The sample of referral ``index``; with ``lift``, through the 3D path (None when it has no point map)."""
+        referral = self.referrals[index]
+        point_map = self._point_map(referral.file_name) if lift else None
+        if lift and point_map is None:
+            return None
+        rgb = read_color(self.image_root / referral.file_name)
+        visual = image_to_sample(
+            rgb,
+            self.patch_size,
+            point_map=None if point_map is None else point_map[0],
+            point_valid=None if point_map is None else point_map[1],
+            max_size=self.options.max_size,
+        )
+        mask = segmentation_mask(referral.segmentation, referral.height, referral.width)
+        spans = referral.spans or (find_target_span(referral.utterance),)
+        return TrainingSample(
+            visual=visual,
+            text=referral.utterance,
+            spans=[tuple(spans)],
+            point_masks=patch_mask(torch.from_numpy(mask), visual.pixel_valid[0], self.patch_size)[None],
+            boxes=None,
+            info={"image_id": referral.image_id, "ann_id": referral.ann_id, "lifted": point_map is not None},
+        )
+
+    def __getitem__(self, index: int) -> TrainingSample | None:
+        return self.sample(index, 0)
+
+
+def patch_mask(mask: torch.Tensor, pixel_valid: torch.Tensor, patch: int) -> torch.Tensor:
+    """A full-resolution (H0, W0) mask sampled at the patch centres of the resized, padded image.
+
+    pixel_valid: (H, W) bool of the padded image (True on the resized image area) -> (H/p * W/p,) bool.
+    """
+    height, width = int(pixel_valid.any(1).sum()), int(pixel_valid.any(0).sum())
+    resized = F.interpolate(mask[None, None].float(), size=(height, width), mode="nearest-exact")[0, 0]
+    padded = torch.zeros(pixel_valid.shape, dtype=torch.bool)
+    padded[:height, :width] = resized > 0.5
+    c = patch // 2
+    return padded[c::patch, c::patch].reshape(-1)

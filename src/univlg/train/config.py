@@ -1,0 +1,148 @@
+"""Training configuration: data sources, optimiser, losses and the run itself (``configs/*.yaml``).
+
+A YAML file names a model preset (``model_preset: tiny``) and may override any of its fields under ``model:``;
+``--set key=value`` overrides apply last (``--set optim.lr=3e-4``, ``--set model.decoder.num_queries=50``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from univlg.config import MODEL_PRESETS, ModelConfig, apply_overrides, from_dict, to_dict
+from univlg.errors import ConfigError
+
+SOURCE_KINDS = ("referral", "detection", "image_referral")
+
+
+@dataclass
+class SourceConfig:
+    """One training data source.
+
+    kind: "referral" (SR3D/NR3D CSV or ScanRefer JSON at ``annotations``), "detection" (every scene listed in
+    ``annotations``, a text file of scene ids, or all scenes of ``scans`` when empty), or "image_referral" (RefCOCO
+    refs pickle at ``annotations`` with COCO ``instances``, images under ``images``). ``scans`` is the folder of
+    scan folders; ``weight`` the sampling weight among sources of the same modality (3D or 2D).
+    """
+
+    kind: str
+    scans: str = ""
+    annotations: str = ""
+    instances: str = ""
+    images: str = ""
+    weight: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    """Training sources, the validation referrals and how samples are built (see ``SampleOptions``)."""
+
+    sources: list[SourceConfig] = field(default_factory=list)
+    val_scans: str = ""
+    val_annotations: str = ""
+    val_max_referrals: int = 400
+    detection_classes: list[str] = field(default_factory=list)
+    num_frames: int = 8
+    max_size: int | None = None
+    max_points: int = 20000
+    subset_distance: float = 0.05
+    augment: bool = True
+    lift_probability: float = 0.5
+    prob_2d: float = 0.5
+    scene_cache: int = 64
+    num_workers: int = 0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with per-module learning-rate multipliers (module path -> factor), warm-up + cosine, clipping."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    lr_multipliers: dict = field(default_factory=dict)
+    clip_norm: float = 0.01
+    warmup_steps: int = 1000
+    warmup_factor: float = 1.0
+
+
+@dataclass
+class LossConfig:
+    """Loss weights, matching costs (reference 3.2-3.3) and the box-loss mode ("soft" or "match_only")."""
+
+    span: float = 2.0
+    mask: float = 15.0
+    dice: float = 6.0
+    bbox: float = 3.0
+    giou: float = 3.0
+    match_class: float = 2.0
+    match_mask: float = 0.2
+    match_dice: float = 0.2
+    match_bbox: float = 0.1
+    match_giou: float = 0.1
+    box_loss: str = "soft"
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run."""
+
+    model_preset: str = "tiny"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    steps: int = 1000
+    batch_size: int = 2
+    seed: int = 0
+    amp: str = "none"
+    device: str = "auto"
+    output_dir: str = "runs/train"
+    log_every: int = 10
+    val_every: int = 500
+    checkpoint_every: int = 500
+    find_unused_parameters: bool = True
+
+
+def _merge(base: dict, update: dict, where: str) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if key not in base:
+            raise ConfigError(f"{where}: unknown key {key!r}; known: {sorted(base)}")
+        out[key] = (
+            _merge(base[key], value, f"{where}.{key}")
+            if isinstance(base[key], dict) and isinstance(value, dict) and key != "lr_multipliers"
+            else value
+        )
+    return out
+
+
+def train_config_from_dict(data: dict, where: str = "config") -> TrainConfig:
+    """A :class:`TrainConfig` whose ``model`` starts from the preset ``model_preset`` and takes ``model`` on top."""
+    data = dict(data or {})
+    preset = data.get("model_preset", TrainConfig.model_preset)
+    if preset not in MODEL_PRESETS:
+        raise ConfigError(f"{where}: model_preset must be one of {sorted(MODEL_PRESETS)}, got {preset!r}")
+    data["model"] = _merge(to_dict(MODEL_PRESETS[preset]()), data.get("model") or {}, f"{where}: model")
+    cfg = from_dict(TrainConfig, data, where=where)
+    for source in cfg.data.sources:
+        if source.kind not in SOURCE_KINDS:
+            raise ConfigError(f"{where}: data source kind must be one of {SOURCE_KINDS}, got {source.kind!r}")
+    if cfg.loss.box_loss not in ("soft", "match_only"):
+        raise ConfigError(f"{where}: loss.box_loss must be 'soft' or 'match_only', got {cfg.loss.box_loss!r}")
+    if cfg.amp not in ("none", "bf16", "fp16"):
+        raise ConfigError(f"{where}: amp must be none, bf16 or fp16, got {cfg.amp!r}")
+    return cfg
+
+
+def load_train_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    """Read a training YAML file and apply dotted ``overrides``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    return apply_overrides(train_config_from_dict(data, str(path)), list(overrides))

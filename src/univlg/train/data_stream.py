@@ -1,0 +1,161 @@
+"""The training data: sources built from the config, and a deterministic stream of batches.
+
+Batch ``s`` depends only on (seed, s, rank): each global step is all-3D or all-2D (one choice shared by every
+process, probability ``prob_2d`` when both kinds exist), a 2D step is lifted to 3D with probability
+``lift_probability`` (images without a point map are then redrawn), each sample picks a source by weight and an
+index uniformly. So a resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from univlg.data.collate import TrainingBatch
+from univlg.data.datasets import (
+    DetectionDataset,
+    ImageReferralDataset,
+    ReferralDataset,
+    SampleOptions,
+    SceneSampler,
+    TrainingSample,
+)
+from univlg.data.formats.refcoco import read_refcoco
+from univlg.data.formats.referit3d import read_referit3d_csv
+from univlg.data.formats.scanrefer import read_scanrefer_json
+from univlg.data.records import Referral
+from univlg.data.scene_store import SceneStore
+from univlg.errors import ConfigError
+from univlg.train.config import DataConfig, SourceConfig
+
+logger = logging.getLogger(__name__)
+
+MAX_REDRAWS = 20
+
+
+def read_referrals(path: str | Path) -> list[Referral]:
+    """SR3D/NR3D CSV (``.csv``) or ScanRefer JSON (``.json``) referrals."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        return read_referit3d_csv(path)
+    if path.suffix == ".json":
+        return read_scanrefer_json(path)
+    raise ConfigError(f"{path}: referral annotations must be a ReferIt3D .csv or a ScanRefer .json")
+
+
+def sample_options(cfg: DataConfig, augment: bool | None = None) -> SampleOptions:
+    return SampleOptions(
+        num_frames=cfg.num_frames,
+        max_size=cfg.max_size,
+        max_points=cfg.max_points,
+        subset_distance=cfg.subset_distance,
+        augment=cfg.augment if augment is None else augment,
+    )
+
+
+@dataclass
+class Source:
+    dataset: torch.utils.data.Dataset
+    weight: float
+    is_2d: bool
+
+
+class SceneStores:
+    """One :class:`SceneStore` per scans folder, shared by every source that reads it."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._stores: dict[str, SceneStore] = {}
+
+    def get(self, root: str) -> SceneStore:
+        if not root:
+            raise ConfigError("a data source needs its 'scans' folder")
+        if root not in self._stores:
+            self._stores[root] = SceneStore(root, self.capacity)
+        return self._stores[root]
+
+
+def _detection_scenes(source: SourceConfig) -> list[str]:
+    if source.annotations:
+        return [line.strip() for line in Path(source.annotations).read_text().splitlines() if line.strip()]
+    return sorted(p.name for p in Path(source.scans).iterdir() if p.is_dir())
+
+
+def build_source(source: SourceConfig, cfg: DataConfig, stores: SceneStores, patch_size: int) -> Source:
+    """The dataset a :class:`SourceConfig` describes."""
+    options = sample_options(cfg)
+    if source.kind == "image_referral":
+        store = stores.get(source.scans) if source.scans else None
+        referrals = read_refcoco(source.annotations, source.instances)
+        images = source.images or source.scans
+        return Source(ImageReferralDataset(images, referrals, patch_size, options, store), source.weight, True)
+    sampler = SceneSampler(stores.get(source.scans), patch_size, options)
+    if source.kind == "referral":
+        return Source(ReferralDataset(sampler, read_referrals(source.annotations)), source.weight, False)
+    if not cfg.detection_classes:
+        raise ConfigError("a detection source needs data.detection_classes")
+    dataset = DetectionDataset(sampler, _detection_scenes(source), list(cfg.detection_classes))
+    return Source(dataset, source.weight, False)
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Yields ``(step, TrainingBatch)`` for steps ``start..end-1`` of this process (deterministic, see module)."""
+
+    def __init__(
+        self,
+        sources: list[Source],
+        collate: Callable[[list[TrainingSample]], TrainingBatch],
+        batch_size: int,
+        seed: int,
+        prob_2d: float,
+        lift_probability: float,
+        start: int,
+        end: int,
+        rank: int = 0,
+    ):
+        if not sources:
+            raise ConfigError("training needs at least one data source")
+        self.sources = sources
+        self.collate = collate
+        self.batch_size = batch_size
+        self.seed = seed
+        self.prob_2d = prob_2d
+        self.lift_probability = lift_probability
+        self.start, self.end, self.rank = start, end, rank
+
+    def batch_kind(self, step: int) -> tuple[bool, bool]:
+        """(is_2d, lift) of global step ``step``, the same on every process."""
+        rng = np.random.default_rng([self.seed, step])
+        kinds = {s.is_2d for s in self.sources}
+        is_2d = kinds.pop() if len(kinds) == 1 else bool(rng.random() < self.prob_2d)
+        return is_2d, is_2d and bool(rng.random() < self.lift_probability)
+
+    def batch_at(self, step: int) -> TrainingBatch:
+        is_2d, lift = self.batch_kind(step)
+        pool = [s for s in self.sources if s.is_2d == is_2d]
+        weights = np.array([s.weight for s in pool], dtype=np.float64)
+        samples = []
+        for i in range(self.batch_size):
+            rng = np.random.default_rng([self.seed, step, self.rank, i])
+            for _ in range(MAX_REDRAWS):
+                source = pool[int(rng.choice(len(pool), p=weights / weights.sum()))]
+                index = int(rng.integers(len(source.dataset)))
+                seed = int(rng.integers(2**31))
+                sample = source.dataset.sample(index, seed, lift) if is_2d else source.dataset.sample(index, seed)
+                if sample is not None:
+                    samples.append(sample)
+                    break
+            else:
+                raise RuntimeError(f"step {step}: no usable sample in {MAX_REDRAWS} draws (objects never visible?)")
+        return self.collate(samples)
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        for step in range(self.start + worker, self.end, workers):
+            yield step, self.batch_at(step)

@@ -1,0 +1,217 @@
+"""The training loop: AMP, gradient clipping, DDP, logging, periodic validation, atomic checkpoints, exact resume.
+
+``train(cfg)`` is what ``univlg train`` and ``torchrun -m univlg.train`` run. A run folder holds
+``config.yaml``, ``log.jsonl`` (one JSON object per logged step / validation), TensorBoard events under ``tb/``,
+``checkpoint.pt`` (latest full training state) and, at the end, ``model/`` (``UniVLG.save_pretrained``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from univlg.config import save_config
+from univlg.data.collate import TrainingBatch, collate_training
+from univlg.data.scene_store import SceneStore
+from univlg.model.predictions import Predictions, unit_targets
+from univlg.model.univlg import UniVLG, build_model
+from univlg.predict import predict_referrals, score_referrals
+from univlg.train import distributed
+from univlg.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from univlg.train.config import LossConfig, TrainConfig
+from univlg.train.data_stream import BatchStream, SceneStores, build_source, read_referrals
+from univlg.train.losses import LossWeights, SetCriterion
+from univlg.train.matcher import HungarianMatcher
+from univlg.train.optim import build_optimizer, build_scheduler
+from univlg.train.targets import SampleTargets
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def build_criterion(cfg: LossConfig) -> SetCriterion:
+    """The set criterion with its matcher, from the loss config."""
+    matcher = HungarianMatcher(cfg.match_class, cfg.match_mask, cfg.match_dice, cfg.match_bbox, cfg.match_giou)
+    weights = LossWeights(span=cfg.span, mask=cfg.mask, dice=cfg.dice, bbox=cfg.bbox, giou=cfg.giou)
+    return SetCriterion(matcher, weights, box_loss=cfg.box_loss)
+
+
+def unit_level_targets(preds: Predictions, batch: TrainingBatch) -> list[SampleTargets]:
+    """Ground truth over the model's mask units: point masks -> voxel fractions -> unit masks (reference 3.1)."""
+    targets = []
+    num_units = preds.mask_logits.shape[-1]
+    for b, masks in enumerate(batch.point_masks):
+        padded = masks.new_zeros(masks.shape[0], preds.point_to_voxel.shape[1])
+        padded[:, : masks.shape[1]] = masks
+        unit_masks = unit_targets(padded, preds.point_to_voxel[b], preds.voxel_to_unit[b], num_units)
+        targets.append(SampleTargets(batch.positive_maps[b], unit_masks, batch.boxes[b]))
+    return targets
+
+
+def compute_losses(model, criterion: SetCriterion, batch: TrainingBatch) -> dict[str, torch.Tensor]:
+    """Forward one batch and return the criterion's losses (``loss`` is their weighted sum)."""
+    preds = model(batch.batch)
+    targets = unit_level_targets(preds, batch)
+    boxes_supervised = all(b is not None for b in batch.boxes)
+    return criterion(
+        preds.span_logits,
+        preds.text_valid,
+        preds.mask_logits,
+        preds.unit_valid,
+        targets,
+        boxes=preds.boxes if boxes_supervised else None,
+        soft_boxes=preds.soft_boxes if boxes_supervised else None,
+    )
+
+
+def last_layer_terms(losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    """``train/<term>`` of the last decoder layer's weighted loss terms."""
+    layers = [int(k.rsplit("_", 1)[1]) for k in losses if k != "loss"]
+    last = f"_{max(layers)}" if layers else ""
+    return {f"train/{k[5 : -len(last)]}": float(v) for k, v in losses.items() if k != "loss" and k.endswith(last)}
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    if cfg.amp == "none" or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)
+
+
+def validate(model: UniVLG, cfg: TrainConfig) -> dict[str, float]:
+    """Grounding accuracy (Acc@0.25/0.5, per relation) on the validation referrals, whole scenes, GT spans."""
+    store = SceneStore(cfg.data.val_scans, cfg.data.scene_cache)
+    referrals = read_referrals(cfg.data.val_annotations)[: cfg.data.val_max_referrals]
+    report = score_referrals(store, predict_referrals(model, store, referrals))
+    metrics = {f"val/{k}": v for k, v in report.accuracy.items()}
+    for relation, accuracy in (report.by_relation or {}).items():
+        metrics[f"val/{relation}/acc@0.25"] = accuracy["acc@0.25"]
+    return metrics
+
+
+class RunLog:
+    """JSON lines + TensorBoard scalars, written by the main process only."""
+
+    def __init__(self, folder: Path, enabled: bool):
+        self.enabled = enabled
+        self.writer = SummaryWriter(str(folder / "tb")) if enabled else None
+        self.path = folder / "log.jsonl"
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps({"step": step, **values}) + "\n")
+        for key, value in values.items():
+            self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict[str, float]:
+    """Run (or, with ``resume``, continue from ``output_dir/checkpoint.pt``) the training ``cfg`` describes.
+
+    Returns the last validation metrics (empty without validation data) and ``train/loss``.
+    """
+    process = distributed.setup(cfg.device)
+    out = Path(cfg.output_dir)
+    if process.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model).to(process.device)
+    criterion = build_criterion(cfg.loss)
+    optimizer = build_optimizer(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.lr_multipliers)
+    scheduler = build_scheduler(optimizer, cfg.steps, cfg.optim.warmup_steps, cfg.optim.warmup_factor)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16" and process.device.type == "cuda")
+    start = 0
+    if resume:
+        state = load_checkpoint(out / CHECKPOINT, map_location=process.device)
+        load_model_state(model, state["model"], str(out / CHECKPOINT))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start = int(state["step"])
+        logger.info("resuming %s at step %d", out, start)
+    trained = model
+    if process.world_size > 1:
+        trained = DistributedDataParallel(model, find_unused_parameters=cfg.find_unused_parameters)
+    stores = SceneStores(cfg.data.scene_cache)
+    sources = [build_source(s, cfg.data, stores, model.patch_size) for s in cfg.data.sources]
+    collate = partial(collate_training, tokenize=model.tokenize)
+    stream = BatchStream(
+        sources,
+        collate,
+        cfg.batch_size,
+        cfg.seed,
+        cfg.data.prob_2d,
+        cfg.data.lift_probability,
+        start,
+        cfg.steps,
+        process.rank,
+    )
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.data.num_workers)
+    log = RunLog(out, process.is_main)
+    metrics: dict[str, float] = {}
+    last_loss = float("nan")
+    progress = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not process.is_main)
+    tic = time.perf_counter()
+    for step, batch in loader:
+        model.train()
+        with _autocast(cfg, process.device):
+            losses = compute_losses(trained, criterion, batch.to(process.device))
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses["loss"]).backward()
+        scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        last_loss = float(losses["loss"])
+        done = step + 1
+        progress.update(1)
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            elapsed = time.perf_counter() - tic
+            values = last_layer_terms(losses)
+            values.update(
+                {
+                    "train/loss": last_loss,
+                    "train/grad_norm": float(grad_norm),
+                    "train/lr": scheduler.get_last_lr()[0],
+                    "train/samples_per_s": cfg.batch_size * process.world_size * cfg.log_every / max(elapsed, 1e-9),
+                }
+            )
+            log.write(done, values)
+            progress.set_postfix(loss=f"{values['train/loss']:.3f}")
+            tic = time.perf_counter()
+        if process.is_main and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "step": done,
+            }
+            save_checkpoint(out / CHECKPOINT, state)
+        if cfg.data.val_annotations and process.is_main and (done % cfg.val_every == 0 or done == cfg.steps):
+            metrics = validate(model, cfg)
+            log.write(done, metrics)
+            logger.info("step %d: %s", done, ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items())))
+        distributed.barrier()
+    progress.close()
+    if process.is_main:
+        model.save_pretrained(out / "model")
+    log.close()
+    distributed.teardown()
+    return {**metrics, "train/loss": last_loss}
