@@ -39,3 +39,26 @@ def _seed_everything():
     torch.manual_seed(0)
     np.random.seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """A small synthetic dataset (2 train, 1 val, 1 test scene; 10 frames 80x60) in the on-disk formats."""
+    from univlg.data.synthetic.generate import generate
+    from univlg.data.synthetic.generate_scene import SynthSettings
+
+    root = tmp_path_factory.mktemp("synthetic")
+    settings = SynthSettings(frames=10, width=80, height=60, referrals_per_scene=8, questions_per_scene=4)
+    generate(root, {"train": 2, "val": 1, "test": 1}, seed=11, settings=settings, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenize():
+    """The tokenising function of the ``tiny`` preset (the packaged MiniLM tokenizer), texts -> TextBatch."""
+    from univlg.config import TextEncoderConfig
+    from univlg.data.batch import tokenize
+    from univlg.model.text_encoder import load_tokenizer
+
+    tokenizer = load_tokenizer(TextEncoderConfig())
+    return lambda texts: tokenize(tokenizer, list(texts), 128)

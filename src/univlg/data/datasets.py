@@ -18,17 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.spatial import cKDTree
 
 from univlg.data.augment import random_scene_affine, transform_scene
 from univlg.data.batch import VisualSample, image_to_sample, scene_to_sample
 from univlg.data.formats.coco import segmentation_mask
 from univlg.data.formats.scannet import read_color
-from univlg.data.frames import object_visibility, select_relevant_frames
+from univlg.data.frames import object_visibility, seen_by_frames, select_relevant_frames
 from univlg.data.records import CharSpan, ImageReferral, Referral
 from univlg.data.scene import PointCloud, Scene
 from univlg.data.scene_store import SceneStore
-from univlg.geometry import unproject_depth
 from univlg.model.noun_phrase import find_target_span
 
 logger = logging.getLogger(__name__)
@@ -41,8 +39,9 @@ class SampleOptions:
     """How a scene becomes a training sample.
 
     num_frames: views per sample; max_size: longer image side in pixels (None keeps the stored size);
-    max_points: output points kept (random subset); subset_distance: scene points farther than this from every
-    lifted depth point of the chosen views are dropped (the paper's visible-mesh subset); min_object_points: an
+    max_points: output points kept (random subset); subset_distance: a scene point is kept when some chosen view
+    sees it, i.e. its depth agrees with the sensor depth within this distance (the paper's visible-mesh subset,
+    by projection instead of a nearest-neighbour test); min_object_points: an
     object with fewer visible points is not a target; augment: random 3D affine map (reference 3.8);
     lift_probability: chance that a 2D image with a known point map goes through the 3D path.
     """
@@ -80,24 +79,18 @@ def _object_boxes(xyz: np.ndarray, masks: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.stack(boxes).astype(np.float32)) if boxes else torch.zeros(0, 6)
 
 
-def visible_subset(scene: Scene, options: SampleOptions, rng: np.random.Generator, stride: int = 4) -> np.ndarray:
-    """Indices of the scene points near the lifted depth of the scene's frames, at most ``options.max_points``."""
-    depth = torch.from_numpy(scene.frames.depth[:, ::stride, ::stride].copy())
-    intrinsics = torch.from_numpy(scene.frames.intrinsics.copy())
-    intrinsics[:, :2] /= stride  # strided sampling of pixel centres: u' = u / s
-    lifted, valid = unproject_depth(
-        depth, intrinsics, torch.from_numpy(scene.frames.cam_to_world), max_depth=options.max_depth
-    )
-    sensor = lifted[valid].numpy()
-    if len(sensor) == 0:
-        return np.zeros(0, dtype=np.int64)
+def visible_subset(scene: Scene, options: SampleOptions, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the scene points that its frames see (depth-tested), at most ``options.max_points`` of them."""
     total = len(scene.points)
-    # Test a random superset only: the visible part of a room from a few views is rarely under a quarter of it.
+    # Test a random superset only: a few views rarely see under a quarter of a room.
     candidates = np.arange(total)
     if total > 4 * options.max_points:
         candidates = np.sort(rng.choice(total, size=4 * options.max_points, replace=False))
-    distance, _ = cKDTree(sensor).query(scene.points.xyz[candidates], k=1, distance_upper_bound=options.subset_distance)
-    keep = candidates[np.isfinite(distance)]
+    frames = scene.frames
+    seen = seen_by_frames(
+        scene.points.xyz[candidates], frames.depth, frames.intrinsics, frames.cam_to_world, options.subset_distance
+    ).any(axis=0)
+    keep = candidates[seen]
     if len(keep) > options.max_points:
         keep = np.sort(rng.choice(keep, size=options.max_points, replace=False))
     return keep

@@ -15,6 +15,33 @@ import torch
 from univlg.geometry import farthest_point_sample, project_points
 
 
+def seen_by_frames(
+    points: np.ndarray,
+    depth: np.ndarray,
+    intrinsics: np.ndarray,
+    cam_to_world: np.ndarray,
+    tolerance: float = 0.05,
+) -> np.ndarray:
+    """Which frames see which points: (V, P) bool.
+
+    points: (P, 3) float; depth: (V, H, W) metres (0 invalid); intrinsics: (V, 3, 3); cam_to_world: (V, 4, 4)
+    (affine maps are fine). A point is seen when it projects inside the image in front of the camera and its depth
+    agrees with the sensor depth there within ``tolerance`` metres (occluded points are not seen).
+    """
+    v, h, w = depth.shape
+    uv, z = project_points(
+        torch.as_tensor(points, dtype=torch.float32),
+        torch.as_tensor(intrinsics, dtype=torch.float32),
+        torch.as_tensor(cam_to_world, dtype=torch.float32),
+    )
+    col, row = torch.round(uv[..., 0]), torch.round(uv[..., 1])
+    inside = (z > 0) & (col >= 0) & (col <= w - 1) & (row >= 0) & (row <= h - 1)
+    col = torch.where(inside, col, torch.zeros_like(col)).long()
+    row = torch.where(inside, row, torch.zeros_like(row)).long()
+    sensed = torch.as_tensor(depth, dtype=torch.float32)[torch.arange(v)[:, None], row, col]
+    return (inside & (sensed > 0) & ((sensed - z).abs() < tolerance)).numpy()
+
+
 def object_visibility(
     points: np.ndarray,
     instance_ids: np.ndarray,
@@ -25,33 +52,18 @@ def object_visibility(
     tolerance: float = 0.05,
     max_points_per_object: int = 2000,
 ) -> np.ndarray:
-    """How many points of each object every frame sees: (V, G) int64.
+    """How many points of each object every frame sees (:func:`seen_by_frames`): (V, G) int64.
 
-    points: (P, 3) float; instance_ids: (P,) int; object_ids: the G objects; depth: (V, H, W) metres (0 invalid);
-    intrinsics: (V, 3, 3); cam_to_world: (V, 4, 4). A point counts when it projects inside the image in front of
-    the camera and its depth agrees with the sensor depth within ``tolerance`` metres (so occluded points do
-    not count). Objects are subsampled to ``max_points_per_object`` points (deterministically) for speed.
+    instance_ids: (P,) int per point; object_ids: the G objects. Objects are subsampled to
+    ``max_points_per_object`` points (deterministically) for speed.
     """
-    v, h, w = depth.shape
-    counts = np.zeros((v, len(object_ids)), dtype=np.int64)
-    depth_t = torch.as_tensor(depth, dtype=torch.float32)
+    counts = np.zeros((depth.shape[0], len(object_ids)), dtype=np.int64)
     for g, object_id in enumerate(object_ids):
         idx = np.flatnonzero(instance_ids == object_id)
         if idx.size == 0:
             continue
         idx = idx[:: max(1, idx.size // max_points_per_object)]
-        uv, z = project_points(
-            torch.as_tensor(points[idx], dtype=torch.float32),
-            torch.as_tensor(intrinsics, dtype=torch.float32),
-            torch.as_tensor(cam_to_world, dtype=torch.float32),
-        )
-        col, row = torch.round(uv[..., 0]), torch.round(uv[..., 1])
-        inside = (z > 0) & (col >= 0) & (col <= w - 1) & (row >= 0) & (row <= h - 1)
-        col = torch.where(inside, col, torch.zeros_like(col)).long()
-        row = torch.where(inside, row, torch.zeros_like(row)).long()
-        sensed = depth_t[torch.arange(v)[:, None], row, col]
-        seen = inside & (sensed > 0) & ((sensed - z).abs() < tolerance)
-        counts[:, g] = seen.sum(dim=1).numpy()
+        counts[:, g] = seen_by_frames(points[idx], depth, intrinsics, cam_to_world, tolerance).sum(axis=1)
     return counts
 
 

@@ -278,7 +278,7 @@ def read_color(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.array(image.convert("RGB"))
     except FileNotFoundError as error:
         raise SceneError(f"{path}: image not found") from error
     except (OSError, ValueError, Image.DecompressionBombError) as error:

@@ -1,0 +1,145 @@
+"""Training samples: masks, boxes and augmentation agree with the scene; samples are deterministic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import cKDTree
+
+from univlg.data.augment import random_scene_affine, transform_scene
+from univlg.data.collate import collate_training
+from univlg.data.datasets import (
+    DetectionDataset,
+    ImageReferralDataset,
+    ReferralDataset,
+    SampleOptions,
+    SceneSampler,
+    detection_prompt,
+    patch_mask,
+)
+from univlg.data.formats.refcoco import read_refcoco
+from univlg.data.formats.referit3d import read_sr3d_csv
+from univlg.data.scene_store import SceneStore
+
+PATCH = 8
+
+
+@pytest.fixture(scope="module")
+def store(synthetic_root):
+    return SceneStore(synthetic_root / "scans")
+
+
+@pytest.fixture(scope="module")
+def referrals(synthetic_root):
+    return read_sr3d_csv(synthetic_root / "referit3d" / "sr3d_train.csv")
+
+
+def _sampler(store, max_points=5000, **kwargs):
+    return SceneSampler(store, PATCH, SampleOptions(num_frames=4, max_points=max_points, **kwargs))
+
+
+def test_referral_sample_masks_and_boxes_match_the_scene(store, referrals):
+    dataset = ReferralDataset(_sampler(store, augment=False), referrals)
+    for index in range(4):
+        sample = dataset.sample(index, seed=3)
+        referral = referrals[index]
+        scene = store.get(referral.scene_id)
+        assert sample.info["object_ids"][0] == referral.target_id
+        assert sample.text[slice(*sample.spans[0][0])] == referral.utterance[slice(*referral.target_spans[0])]
+        # Every masked point is a point of its object in the scene (found by exact coordinates).
+        tree = cKDTree(scene.points.xyz)
+        points = sample.visual.points.numpy()
+        for g, object_id in enumerate(sample.info["object_ids"]):
+            chosen = points[sample.point_masks[g].numpy()]
+            _, nearest = tree.query(chosen)
+            assert (scene.points.instance_ids[nearest] == object_id).all()
+            np.testing.assert_allclose(sample.boxes[g, :3], chosen.min(0), atol=1e-6)
+            np.testing.assert_allclose(sample.boxes[g, 3:], chosen.max(0), atol=1e-6)
+        assert sample.visual.images.shape[0] == 4 and len(points) <= 5000
+
+
+def test_augmented_depth_still_lands_on_the_augmented_points(store, referrals):
+    """Poses and points move together: the lifted depth of the sample lies on its output points."""
+    sample = ReferralDataset(_sampler(store, max_points=100000, augment=True), referrals).sample(2, seed=5)
+    lifted = sample.visual.point_maps[sample.visual.point_valid].numpy()
+    distance, _ = cKDTree(sample.visual.points.numpy()).query(lifted[::5])
+    assert np.median(distance) < 0.025
+    # Points off by a 15 cm error fail the same check: the threshold has teeth.
+    moved = lifted + np.random.default_rng(0).normal(0.0, 0.15, lifted.shape)
+    assert np.median(cKDTree(sample.visual.points.numpy()).query(moved[::5])[0]) > 0.05
+
+
+def test_affine_maps_boxes_to_boxes():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-1, 1, (200, 3))
+    matrix = random_scene_affine(points, rng)
+    linear = matrix[:3, :3]
+    # A multiple of 90 degrees about z with per-axis scale: axis-aligned boxes stay axis-aligned.
+    assert np.count_nonzero(np.abs(linear) > 1e-9) == 3 and 0.9 <= abs(linear[2, 2]) <= 1.1
+
+
+def test_transform_scene_moves_poses_and_points(store):
+    scene = store.get(sorted(p.name for p in store.root.iterdir())[0])
+    matrix = np.eye(4)
+    matrix[:3, 3] = [1.0, -2.0, 0.5]
+    moved = transform_scene(scene, matrix)
+    np.testing.assert_allclose(moved.points.xyz, scene.points.xyz + [1.0, -2.0, 0.5], atol=1e-5)
+    np.testing.assert_allclose(moved.frames.cam_to_world[0][:3, 3], scene.frames.cam_to_world[0][:3, 3] + [1, -2, 0.5])
+
+
+def test_samples_are_deterministic(store, referrals):
+    dataset = ReferralDataset(_sampler(store), referrals)
+    a, b = dataset.sample(1, seed=9), dataset.sample(1, seed=9)
+    torch.testing.assert_close(a.visual.points, b.visual.points)
+    torch.testing.assert_close(a.visual.images, b.visual.images)
+    assert torch.equal(a.point_masks, b.point_masks)
+
+
+def test_detection_sample_covers_instances_of_listed_classes(store):
+    classes = ["table", "chair", "cup", "wall"]
+    scene_id = sorted(p.name for p in store.root.iterdir() if p.name.startswith("synth_train"))[0]
+    dataset = DetectionDataset(_sampler(store, augment=False), [scene_id], classes)
+    assert "wall" not in dataset.prompt
+    sample = dataset.sample(0, seed=1)
+    scene = store.get(scene_id)
+    for object_id, spans in zip(sample.info["object_ids"], sample.spans, strict=True):
+        assert sample.text[slice(*spans[0])] == scene.objects[object_id]
+    prompt, spans = detection_prompt(["a", "bb", "trash can"])
+    assert prompt == "a. bb. trash can" and prompt[slice(*spans["trash can"])] == "trash can"
+
+
+def test_patch_mask_samples_patch_centres():
+    mask = torch.zeros(12, 16, dtype=torch.bool)
+    mask[0:4, 4:8] = True  # covers the centre (2, 6) of patch (0, 1) for patch 4 at full size
+    valid = torch.zeros(16, 16, dtype=torch.bool)
+    valid[:12] = True
+    out = patch_mask(mask, valid, 4).reshape(4, 4)
+    expected = torch.zeros(4, 4, dtype=torch.bool)
+    expected[0, 1] = True
+    assert torch.equal(out, expected)
+
+
+def test_image_referrals_lift_only_when_asked(synthetic_root, store):
+    referrals = read_refcoco(
+        synthetic_root / "refcoco" / "refs(synth_train).p", synthetic_root / "refcoco" / "instances_train.json"
+    )
+    dataset = ImageReferralDataset(synthetic_root / "scans", referrals, PATCH, SampleOptions(), store)
+    plain, lifted = dataset.sample(0, 1, lift=False), dataset.sample(0, 1, lift=True)
+    assert plain.visual.point_maps is None and lifted.visual.point_maps is not None
+    h, w = plain.visual.images.shape[1] // PATCH, plain.visual.images.shape[2] // PATCH
+    assert plain.point_masks.shape == (1, h * w) and plain.point_masks.any()
+    assert ImageReferralDataset(synthetic_root / "scans", referrals, PATCH, SampleOptions()).sample(0, 1, True) is None
+
+
+def test_collate_builds_positive_maps(store, referrals, tiny_tokenize):
+    dataset = ReferralDataset(_sampler(store), referrals)
+    samples = [dataset.sample(i, 2) for i in range(2)]
+    batch = collate_training(samples, tiny_tokenize)
+    for b, sample in enumerate(samples):
+        rows = batch.positive_maps[b]
+        assert rows.shape[0] == len(sample.spans)
+        torch.testing.assert_close(rows.sum(1), torch.ones(rows.shape[0]))
+        tokens = batch.batch.text.offsets[b][rows[0] > 0]
+        start, end = sample.spans[0][0]
+        assert ((tokens[:, 0] < end) & (tokens[:, 1] > start)).all()
