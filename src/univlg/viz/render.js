@@ -23,6 +23,28 @@ var univlgRenderers = (function () {
       (0.5 - (m[1] * x + m[5] * y + m[9] * z + m[13]) / w * 0.5) * height];
   }
 
+  /* Column-major projection * view matrix (Float32Array(16)) of a camera at `eye` with axes [right, up, backward]
+   * (unit vectors), vertical field of view `fov` (radians), clip planes `near`/`far`; the image centre is moved
+   * right by `shift` normalized device units. */
+  function viewProjection(eye, axes, fov, aspect, near, far, shift) {
+    var f = 1 / Math.tan(fov / 2), r = 1 / (near - far);
+    var proj = [f / aspect, 0, 0, 0, 0, f, 0, 0, 0, 0, (near + far) * r, -1, 0, 0, 2 * near * far * r, 0];
+    var x = axes[0], y = axes[1], z = axes[2];
+    function dot(a, b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+    var view = [x[0], y[0], z[0], 0, x[1], y[1], z[1], 0, x[2], y[2], z[2], 0,
+      -dot(x, eye), -dot(y, eye), -dot(z, eye), 1];
+    var out = new Float32Array(16);
+    for (var col = 0; col < 4; col++) {
+      for (var row = 0; row < 4; row++) {
+        var sum = 0;
+        for (var k = 0; k < 4; k++) sum += proj[k * 4 + row] * view[col * 4 + k];
+        out[col * 4 + row] = sum;
+      }
+    }
+    for (var c = 0; c < 4; c++) out[c * 4] += shift * out[c * 4 + 3];
+    return out;
+  }
+
   function compile(gl, vertexSource, fragmentSource) {
     var program = gl.createProgram();
     [[gl.VERTEX_SHADER, vertexSource], [gl.FRAGMENT_SHADER, fragmentSource]].forEach(function (pair) {
@@ -173,5 +195,5 @@ var univlgRenderers = (function () {
     };
   }
 
-  return { webgl: webgl, canvas2d: canvas2d, project: project };
+  return { webgl: webgl, canvas2d: canvas2d, project: project, viewProjection: viewProjection };
 })();

@@ -100,7 +100,6 @@
   }
   function sub(a, b) { return [a[0] - b[0], a[1] - b[1], a[2] - b[2]]; }
   function cross(a, b) { return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]; }
-  function dot(a, b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
   function normalize(a) { var n = Math.hypot(a[0], a[1], a[2]) || 1; return [a[0] / n, a[1] / n, a[2] / n]; }
 
   /* Camera axes in world coordinates: right, up, backward (from target to eye). */
@@ -121,23 +120,8 @@
   }
   /* Column-major projection * view matrix for the current camera and the canvas aspect. */
   function viewProjection(aspect) {
-    var axes = cameraAxes(), eye = eyePosition(), nf = nearFar();
-    var f = 1 / Math.tan(FOV / 2), r = 1 / (nf[0] - nf[1]);
-    var proj = [f / aspect, 0, 0, 0, 0, f, 0, 0, 0, 0, (nf[0] + nf[1]) * r, -1, 0, 0, 2 * nf[0] * nf[1] * r, 0];
-    var x = axes[0], y = axes[1], z = axes[2];
-    var view = [x[0], y[0], z[0], 0, x[1], y[1], z[1], 0, x[2], y[2], z[2], 0,
-      -dot(x, eye), -dot(y, eye), -dot(z, eye), 1];
-    var out = new Float32Array(16);
-    for (var col = 0; col < 4; col++) {
-      for (var row = 0; row < 4; row++) {
-        var s = 0;
-        for (var k = 0; k < 4; k++) s += proj[k * 4 + row] * view[col * 4 + k];
-        out[col * 4 + row] = s;
-      }
-    }
-    var shift = screenShift();
-    for (var c4 = 0; c4 < 4; c4++) out[c4 * 4] += shift * out[c4 * 4 + 3];
-    return out;
+    var nf = nearFar();
+    return univlgRenderers.viewProjection(eyePosition(), cameraAxes(), FOV, aspect, nf[0], nf[1], screenShift());
   }
   function lookAt(bounds) {
     camera.target = [0, 1, 2].map(function (k) { return (bounds[0][k] + bounds[1][k]) / 2; });
