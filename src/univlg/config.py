@@ -286,7 +286,7 @@ def tiny_model_config() -> ModelConfig:
             dim=128, encoder_layers=1, num_heads=4, num_points=4, ffn_dim=256, cross_view=view
         ),
         decoder=MaskDecoderConfig(dim=128, num_heads=4, ffn_dim=256, num_layers=4, num_queries=40),
-        output=OutputPointsConfig(voxel_size=0.04, use_segments=True),
+        output=OutputPointsConfig(voxel_size=0.06, use_segments=True),
     )
 
 

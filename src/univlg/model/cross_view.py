@@ -32,12 +32,11 @@ class CrossViewAttention(nn.Module):
         idx, valid = grid.knn(self.knn)
         offsets = grid.xyz[idx] - grid.xyz[:, None, :]  # (K, k, 3)
         key_pos = self.pos(offsets)
-        query_pos = self.pos(grid.xyz.new_zeros(1, 1, 3))
-        attend = valid[:, None, :]  # (K, 1, k); the voxel itself is always a valid neighbour
+        query_pos = self.pos(grid.xyz.new_zeros(1, 3))
         x = features
         for attention, ffn, norm in zip(self.attention, self.ffn, self.out_norm, strict=True):
-            neighbours = x[idx]  # (K, k, C)
-            x = attention(x[:, None, :], neighbours, attend, query_pos=query_pos, memory_pos=key_pos)[:, 0]
+            # the voxel itself is always among its valid neighbours
+            x = attention.forward_neighbours(x, idx, valid, query_pos, key_pos)
             x = norm(ffn(x))
         return x
 

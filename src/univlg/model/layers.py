@@ -55,6 +55,35 @@ class MultiheadAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(out.transpose(1, 2).reshape(b, lq, c))
 
+    def forward_neighbours(
+        self,
+        query: torch.Tensor,
+        source: torch.Tensor,
+        idx: torch.Tensor,
+        valid: torch.Tensor,
+        key_pos: torch.Tensor,
+    ) -> torch.Tensor:
+        """kNN attention: query i attends to keys ``source[idx[i]] + key_pos[i]`` with values ``source[idx[i]]``.
+
+        The projections run on the N source rows before gathering (the value and the source part of the key are
+        the same for every query that sees a row), so only the position part is projected per (query, neighbour).
+
+        Args:
+            query: (N, C); source: (M, C); idx: (N, k) long into source; valid: (N, k) bool (at least one True
+            per row); key_pos: (N, k, C).
+
+        Returns:
+            (N, C), equal to ``forward(query[:, None], source[idx] + key_pos, source[idx], valid[:, None])[:, 0]``.
+        """
+        n, c = query.shape
+        h = self.num_heads
+        q = self.q_proj(query).view(n, h, c // h)
+        k = (self.k_proj(source)[idx] + F.linear(key_pos, self.k_proj.weight)).view(n, -1, h, c // h)
+        v = self.v_proj(source)[idx].view(n, -1, h, c // h)
+        scores = torch.einsum("nhd,nkhd->nhk", q, k) / math.sqrt(c // h)
+        weights = scores.masked_fill(~valid[:, None, :], float("-inf")).softmax(-1)
+        return self.out_proj(torch.einsum("nhk,nkhd->nhd", weights, v).reshape(n, c))
+
 
 class CrossAttentionBlock(nn.Module):
     """Residual cross-attention: post-norm x = LN(x + attn(x + pos_q, mem + pos_k, mem)), or pre-norm
@@ -82,6 +111,15 @@ class CrossAttentionBlock(nn.Module):
             return x + self.attn(q, key, memory, attend)
         q = x if query_pos is None else x + query_pos
         return self.norm(x + self.attn(q, key, memory, attend))
+
+    def forward_neighbours(
+        self, x: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, query_pos: torch.Tensor, key_pos: torch.Tensor
+    ) -> torch.Tensor:
+        """Residual kNN cross-attention of the rows of x (N, C) to their neighbours ``x[idx]`` (idx, valid:
+        (N, k)); query_pos broadcastable to (N, C), key_pos (N, k, C). Returns (N, C)."""
+        q = (self.norm(x) if self.pre_norm else x) + query_pos
+        out = self.attn.forward_neighbours(q, x, idx, valid, key_pos)
+        return x + out if self.pre_norm else self.norm(x + out)
 
 
 class SelfAttentionBlock(nn.Module):
@@ -188,12 +226,16 @@ def sample_group_norm(
     Returns:
         (M, C).
     """
-    m, c = x.shape
+    c = x.shape[1]
+    per_group = c // groups
     normed = []
     for part in torch.split(x, torch.bincount(sample, minlength=num_samples).tolist()):
-        grouped = part.view(part.shape[0], groups, c // groups)
-        var, mean = torch.var_mean(grouped, dim=(0, 2), unbiased=False, keepdim=True)
-        normed.append(((grouped - mean) * torch.rsqrt(var + eps)).view(-1, c))
+        size = max(1, part.shape[0] * per_group)
+        # reductions over rows (contiguous) per channel, then per group: much faster than var_mean over (0, 2)
+        mean = (part.sum(0).view(groups, per_group).sum(1) / size).repeat_interleave(per_group)
+        centred = part - mean
+        var = (centred.square().sum(0).view(groups, per_group).sum(1) / size).repeat_interleave(per_group)
+        normed.append(centred * torch.rsqrt(var + eps))
     out = torch.cat(normed) if len(normed) > 1 else normed[0]
     return out * weight + bias
 
