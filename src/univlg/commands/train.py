@@ -19,6 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a config value, e.g. --set steps=200 --set model.decoder.num_queries=50 (repeatable)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoint.pt")
+    parser.add_argument(
+        "--until",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="stop after this step with a checkpoint (continue later with --resume)",
+    )
 
 
 def run(args: argparse.Namespace) -> str:
@@ -26,5 +33,6 @@ def run(args: argparse.Namespace) -> str:
     from univlg.train.engine import train
 
     cfg = load_train_config(args.config, args.overrides)
-    metrics = train(cfg, resume=args.resume)
-    return f"trained {cfg.steps} steps into {cfg.output_dir}\n" + json.dumps(metrics, indent=2, sort_keys=True)
+    result = train(cfg, resume=args.resume, until=args.until)
+    steps = cfg.steps if args.until is None else min(args.until, cfg.steps)
+    return f"trained up to step {steps} in {cfg.output_dir}\n" + json.dumps(result.metrics, indent=2, sort_keys=True)

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -119,10 +120,21 @@ class RunLog:
             self.writer.close()
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict[str, float]:
+@dataclass
+class TrainResult:
+    """The trained model (unwrapped from DDP), this process's rank, and the last metrics: validation (if any)
+    and ``train/loss``."""
+
+    model: UniVLG
+    rank: int
+    metrics: dict[str, float]
+
+
+def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> TrainResult:
     """Run (or, with ``resume``, continue from ``output_dir/checkpoint.pt``) the training ``cfg`` describes.
 
-    Returns the last validation metrics (empty without validation data) and ``train/loss``.
+    ``until`` stops after that step with a checkpoint (for time-limited jobs; ``resume`` later continues exactly
+    as if uninterrupted). The final model is saved only when the run reaches ``cfg.steps``.
     """
     process = distributed.setup(cfg.device)
     out = Path(cfg.output_dir)
@@ -162,6 +174,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, float]:
         process.rank,
     )
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.data.num_workers)
+    stop = cfg.steps if until is None else min(until, cfg.steps)
     log = RunLog(out, process.is_main)
     metrics: dict[str, float] = {}
     last_loss = float("nan")
@@ -178,7 +191,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, float]:
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        last_loss = float(losses["loss"])
+        last_loss = float(losses["loss"].detach())
         done = step + 1
         progress.update(1)
         if done % cfg.log_every == 0 or done == cfg.steps:
@@ -195,7 +208,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, float]:
             log.write(done, values)
             progress.set_postfix(loss=f"{values['train/loss']:.3f}")
             tic = time.perf_counter()
-        if process.is_main and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+        if process.is_main and (done % cfg.checkpoint_every == 0 or done in (stop, cfg.steps)):
             state = {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -209,9 +222,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, float]:
             log.write(done, metrics)
             logger.info("step %d: %s", done, ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items())))
         distributed.barrier()
+        if done >= stop:
+            break
     progress.close()
-    if process.is_main:
+    if process.is_main and stop == cfg.steps:
         model.save_pretrained(out / "model")
     log.close()
     distributed.teardown()
-    return {**metrics, "train/loss": last_loss}
+    return TrainResult(model=model, rank=process.rank, metrics={**metrics, "train/loss": last_loss})
