@@ -101,10 +101,11 @@ def test_sensor_realism_adds_noise_holes_and_invalid_poses(tmp_path):
 
 def test_cli_writes_a_dataset_and_reports_bad_arguments(tmp_path, capsys):
     args = ["synth", "--out", str(tmp_path), "--scenes", "1", "--split", "val", "test=1", "--frames", "2",
-            "--resolution", "48x36", "--spacing", "0.05", "--quiet"]  # fmt: skip
+            "--resolution", "48x36", "--spacing", "0.05", "--quiet", "--verify"]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "wrote 2 scenes" in printed and "val: 1 scenes" in printed
+    assert "val verified:" in printed and "test verified:" in printed
     assert (tmp_path / "scans/synth_test_0000/color/1.jpg").is_file()
     assert main(["synth", "--out", str(tmp_path / "x"), "--resolution", "big", "--quiet"]) == 2
     assert "--resolution" in capsys.readouterr().err

@@ -117,7 +117,6 @@ def _brute_force(world: World, intrinsic, pose, height, width):
         axis, level = face // 2, world.room.size[face // 2] if face % 2 else 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             t = (level - origin[axis]) / directions[:, axis]
-        hits = world.primitives.kind  # noqa: F841 (documentation: planes first, then primitives)
         closer = (t > 0) & (t < best)
         best[closer], owner[closer] = t[closer], face_id
     prims = world.primitives

@@ -42,6 +42,7 @@ class SynthSettings:
     sensor_noise: bool = False
 
     def to_dict(self) -> dict:
+        """The settings as a plain dict (for the manifest)."""
         return asdict(self)
 
 

@@ -82,6 +82,7 @@ class Utterance:
         self.add(rest)
 
     def frozen_spans(self) -> dict[int, tuple[tuple[int, int], ...]]:
+        """Object id -> its mention spans ``((start, end), ...)``, as the records store them."""
         return {k: tuple(v) for k, v in sorted(self.spans.items())}
 
 

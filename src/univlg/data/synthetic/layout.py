@@ -51,16 +51,20 @@ class Furnisher:
     # ------------------------------------------------------------------------------------------- basics
     @property
     def full(self) -> bool:
+        """Whether the room already holds the most objects allowed."""
         return len(self.objects) >= MAX_OBJECTS
 
     def colour(self, label: str) -> str:
+        """A random named colour allowed for ``label`` (plants are never green, monitors never black)."""
         allowed = [c for c in _COLOUR_NAMES if c not in _FORBIDDEN_COLOURS.get(label, ())]
         return str(allowed[int(self.rng.integers(len(allowed)))])
 
     def shape(self, label: str, **kwargs) -> Shape:
+        """A random shape of class ``label`` (``kwargs`` go to its builder, e.g. ``small=True``)."""
         return shapes.BUILDERS[label](self.rng, **kwargs)
 
     def wall_length(self, wall: int) -> float:
+        """Length in metres of wall 0-3."""
         return float(self.size[0] if wall in (0, 2) else self.size[1])
 
     def wall_point(self, wall: int, s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +77,7 @@ class Furnisher:
         return corner + s * tangent, inward
 
     def add(self, label, shape, position, yaw, support=FLOOR_SUPPORT, wall=-1, colour=None) -> SceneObject:
+        """Record an object (position (3,) of its local origin, yaw in radians) with the next id."""
         obj = SceneObject(
             object_id=len(self.objects),
             label=label,
@@ -90,11 +95,13 @@ class Furnisher:
         return obj
 
     def footprint(self, shape: Shape, position: np.ndarray, yaw: float) -> tuple:
+        """Floor rectangle of ``shape`` placed at ``position`` (3,): (centre (2,), half sizes (2,), yaw)."""
         lo, hi = shape_bounds(shape)
         centre = position[:2] + yaw_matrix(yaw)[:2, :2] @ (0.5 * (lo[:2] + hi[:2]))
         return centre, 0.5 * (hi[:2] - lo[:2]), yaw
 
     def floor_free(self, rect: tuple, margin: float = 0.08, ignore: tuple = ()) -> bool:
+        """Whether a floor rectangle lies in the room, ``margin`` clear of every footprint but those in ``ignore``."""
         centre, half, yaw = rect
         rot = yaw_matrix(yaw)[:2, :2]
         signs = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float64)
@@ -106,6 +113,7 @@ class Furnisher:
         )
 
     def wall_free(self, wall: int, s0: float, s1: float, z0: float, z1: float) -> bool:
+        """Whether the wall rectangle [s0, s1] x [z0, z1] (metres along the wall, height) is unused."""
         if s0 < 0.05 or s1 > self.wall_length(wall) - 0.05:
             return False
         return not any(a0 < s1 and s0 < a1 and b0 < z1 and z0 < b1 for a0, a1, b0, b1 in self.wall_spans[wall])

@@ -65,6 +65,7 @@ class QuestionMaker:
         return utterance.text
 
     def count(self) -> list[tuple[str, str, tuple[str, ...], tuple[int, ...]]]:
+        """Counting questions, as (kind, question, answers, object ids): per class, and per carrying object."""
         out = []
         for label, ids in sorted(self.facts.by_label.items()):
             text = f"how many {plural(label)} are in the room?"
@@ -80,6 +81,7 @@ class QuestionMaker:
         return out
 
     def colour(self) -> list[tuple]:
+        """ "what color is <reference>?" for every object that can be named without its colour."""
         out = []
         for obj in self.facts.objects:
             ref = self.reference(obj.object_id, allow_colour=False)
@@ -88,6 +90,7 @@ class QuestionMaker:
         return out
 
     def exists(self) -> list[tuple]:
+        """ "is there a <class> in the room?" for every class, present (yes) or absent (no)."""
         present = sorted(self.facts.by_label)
         absent = [c for c in OBJECT_CLASSES if c not in self.facts.by_label]
         out = []
@@ -102,6 +105,7 @@ class QuestionMaker:
         return out
 
     def what_on(self) -> list[tuple]:
+        """ "what is on <reference>?" for every object carrying others."""
         out = []
         for host in self.facts.objects:
             carried = [o.object_id for o in self.facts.objects if o.support == host.object_id]
@@ -111,6 +115,7 @@ class QuestionMaker:
         return out
 
     def closest(self) -> list[tuple]:
+        """ "what is closest to <reference>?" where the nearest class wins by at least 0.3 m."""
         out = []
         objects = self.facts.objects
         for obj in objects:
@@ -130,6 +135,7 @@ class QuestionMaker:
         return out
 
     def where(self) -> list[tuple]:
+        """ "where is the <class>?" for the only object of its class standing on another object."""
         out = []
         for obj in self.facts.objects:
             if obj.support < 0 or len(self.facts.same_class(obj.object_id)) > 1:

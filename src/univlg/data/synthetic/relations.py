@@ -110,22 +110,34 @@ def distance(a: ObjectFacts, b: ObjectFacts) -> float:
     return float(np.linalg.norm(a.centre - b.centre))
 
 
+def plan_overlap(t: ObjectFacts, a: ObjectFacts) -> float:
+    """Overlap of the two floor-plan boxes, as a fraction of the smaller one."""
+    size = np.clip(np.minimum(t.hi[:2], a.hi[:2]) - np.maximum(t.lo[:2], a.lo[:2]), 0.0, None)
+    smaller = min(np.prod(t.hi[:2] - t.lo[:2]), np.prod(a.hi[:2] - a.lo[:2]))
+    return float(np.prod(size) / max(smaller, 1e-9))
+
+
 def above(t: ObjectFacts, a: ObjectFacts, slack: float) -> bool:
-    """``t`` is above ``a``: ``a``'s points under ``t``'s footprint all lie at least a gap below ``t``'s bottom."""
-    under = _window(a.points, t.lo, t.hi, 0.1 - 0.1 * slack)
-    return len(under) >= 5 and under[:, 2].max() <= t.lo[2] - (0.06 + 0.05 * slack)
+    """``t`` is above ``a``: their plans overlap, and ``a``'s points under ``t``'s footprint (grown by 2 cm per unit
+    of slack) lie a gap below ``t``'s bottom. Tightening grows the footprint, the overlap and the gap."""
+    if plan_overlap(t, a) < 0.3 + 0.1 * slack:
+        return False
+    under = _window(a.points, t.lo, t.hi, 0.02 * slack)
+    return len(under) == 0 or under[:, 2].max() <= t.lo[2] - (0.06 + 0.04 * slack)
 
 
 def below(t: ObjectFacts, a: ObjectFacts, slack: float) -> bool:
-    """``t`` is below ``a``: ``a``'s points over ``t``'s footprint all lie at least a gap above ``t``'s top."""
-    over = _window(a.points, t.lo, t.hi, 0.1 - 0.1 * slack)
-    return len(over) >= 5 and over[:, 2].min() >= t.hi[2] + (0.06 + 0.05 * slack)
+    """``t`` is below ``a``: their plans overlap, and ``a``'s points over ``t``'s footprint lie a gap above its top."""
+    if plan_overlap(t, a) < 0.3 + 0.1 * slack:
+        return False
+    over = _window(a.points, t.lo, t.hi, 0.02 * slack)
+    return len(over) == 0 or over[:, 2].min() >= t.hi[2] + (0.06 + 0.04 * slack)
 
 
 def on(t: ObjectFacts, a: ObjectFacts, slack: float) -> bool:
     """``t`` stands on ``a``: placed there, and ``a``'s highest point under ``t`` meets ``t``'s bottom."""
     if t.support != a.object_id:
-        return slack < 0 and on_geometry(t, a, 0.03)
+        return slack < 0 and on_geometry(t, a, 0.04)
     return on_geometry(t, a, 0.03 - 0.01 * slack)
 
 

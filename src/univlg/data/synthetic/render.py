@@ -32,6 +32,7 @@ class Lighting:
 
     @staticmethod
     def random(rng: np.random.Generator) -> Lighting:
+        """A light from a random azimuth, 45-70 degrees above the horizon."""
         azimuth = rng.uniform(-np.pi, np.pi)
         elevation = rng.uniform(0.8, 1.2)
         return Lighting(

@@ -21,6 +21,8 @@ import torch
 from PIL import Image
 
 from univlg.data.formats import scannet
+from univlg.data.formats.referit3d import read_sr3d_csv
+from univlg.data.formats.scanrefer import read_scanrefer_json
 from univlg.data.records import Referral
 from univlg.data.scene import load_scene
 from univlg.geometry import unproject_depth
@@ -75,14 +77,17 @@ class CheckedObject:
 
     @property
     def lo(self) -> np.ndarray:
+        """(3,) minimum corner of the points' box."""
         return self.points.min(axis=0)
 
     @property
     def hi(self) -> np.ndarray:
+        """(3,) maximum corner of the points' box."""
         return self.points.max(axis=0)
 
     @property
     def centre(self) -> np.ndarray:
+        """(3,) centre of the points' box."""
         return (self.lo + self.hi) / 2
 
 
@@ -156,12 +161,13 @@ def relation_holds(relation: str, target_id: int, anchor_ids: list[int], objects
         return _stands_on(t, a[0])
     if relation == "supporting":
         return _stands_on(a[0], t)
-    if relation == "above":
-        under = _footprint_points(a[0], t, 0.1)
-        return len(under) >= 5 and under[:, 2].max() <= t.lo[2] - 0.06
-    if relation == "below":
-        over = _footprint_points(a[0], t, 0.1)
-        return len(over) >= 5 and over[:, 2].min() >= t.hi[2] + 0.06
+    if relation in ("above", "below"):  # floor plans overlap; the anchor's points over/under t clear it by 6 cm
+        overlap = np.prod(np.clip(np.minimum(t.hi[:2], a[0].hi[:2]) - np.maximum(t.lo[:2], a[0].lo[:2]), 0, None))
+        smaller = min(np.prod(t.hi[:2] - t.lo[:2]), np.prod(a[0].hi[:2] - a[0].lo[:2]))
+        if overlap < 0.3 * smaller:
+            return False
+        z = _footprint_points(a[0], t, 0.0)[:, 2]
+        return len(z) == 0 or (z.max() <= t.lo[2] - 0.06 if relation == "above" else z.min() >= t.hi[2] + 0.06)
     lateral, forward, width, depth = _facing_offsets(t, a[0])
     if relation in ("left", "right"):
         side = -lateral if relation == "left" else lateral
@@ -206,3 +212,30 @@ def check_referral(referral: Referral, objects: dict[int, CheckedObject]) -> lis
     if satisfied != [referral.target_id]:
         problems.append(f"{referral.utterance!r}: objects {satisfied} fit, expected only {referral.target_id}")
     return problems
+
+
+def verify_split(root: str | Path, split: str, geometry_scenes: int = 3) -> dict:
+    """Check every SR3D- and ScanRefer-style expression of a generated split, and the geometry of its first
+    ``geometry_scenes`` scans. Returns counts, failures (at most 20 listed) and the geometry numbers."""
+    root = Path(root)
+    referrals = read_sr3d_csv(root / "referit3d" / f"sr3d_{split}.csv")
+    referrals += read_scanrefer_json(root / "scanrefer" / f"ScanRefer_filtered_{split}.json")
+    objects: dict[str, dict[int, CheckedObject]] = {}
+    failures = []
+    for referral in referrals:
+        if referral.scene_id not in objects:
+            objects[referral.scene_id] = read_objects(root / "scans" / referral.scene_id)
+        problems = check_referral(referral, objects[referral.scene_id])
+        if problems:
+            failures.append(f"{referral.scene_id} {referral.utterance!r}: {'; '.join(problems)}")
+    scene_ids = (root / "splits" / f"synth_{split}.txt").read_text().split()
+    checks = [check_geometry(root / "scans" / sid) for sid in scene_ids[:geometry_scenes]]
+    return {
+        "expressions": len(referrals),
+        "failures": len(failures),
+        "failure_examples": failures[:20],
+        "geometry_scenes": len(checks),
+        "median_distance_m": float(np.median([c.median_distance for c in checks])) if checks else float("nan"),
+        "p95_distance_m": float(np.max([c.p95_distance for c in checks])) if checks else float("nan"),
+        "instance_agreement": float(np.min([c.instance_agreement for c in checks])) if checks else float("nan"),
+    }

@@ -90,6 +90,7 @@ class World:
 
     @property
     def num_objects(self) -> int:
+        """Number of objects (structure excluded)."""
         return len(self.objects)
 
     @property

@@ -42,14 +42,15 @@ def write_labels_ply(path: Path, labels: np.ndarray) -> None:
 
 
 def _aggregation(scene: GeneratedScene) -> list[scannet.AggregatedObject]:
+    """One segGroup per object id, listing the (sorted) segments of its points."""
     surface = scene.surface
-    order = np.lexsort((surface.segment, surface.instance))
-    instance, segment = surface.instance[order], surface.segment[order]
-    objects = []
-    for object_id, label in enumerate(scene.world.labels):
-        segments = np.unique(segment[instance == object_id])
-        objects.append(scannet.AggregatedObject(object_id, label, tuple(int(s) for s in segments)))
-    return objects
+    pairs = np.unique(surface.instance * (1 << 32) + surface.segment)
+    instance, segment = pairs >> 32, pairs & ((1 << 32) - 1)
+    bounds = np.searchsorted(instance, np.arange(len(scene.world.labels) + 1))
+    return [
+        scannet.AggregatedObject(object_id, label, tuple(segment[bounds[object_id] : bounds[object_id + 1]].tolist()))
+        for object_id, label in enumerate(scene.world.labels)
+    ]
 
 
 def _ground_truth(scene: GeneratedScene, to_raw: np.ndarray) -> dict:
