@@ -96,3 +96,61 @@ def test_sqa3d_question_without_annotation_is_reported(tmp_path):
     (tmp_path / "q.json").write_text(json.dumps(data))
     with pytest.raises(FormatError, match=r"q.json: item 0: field 'question_id': 99 has no annotation"):
         read_sqa3d(tmp_path / "q.json", tmp_path / "a.json")
+
+
+def test_scanqa_object_names_are_kept_in_meta_and_written_back(tmp_path):
+    path = tmp_path / "ScanQA_v1.0_val.json"
+    entry = {"scene_id": "scene0011_00", "question": "What color is the chair?", "answers": ["brown"],
+             "object_ids": [4, 7], "object_names": ["chair", "office_chair"],
+             "question_id": "val-scene0011-0"}  # fmt: skip
+    path.write_text(json.dumps([entry]))
+    (question,) = read_scanqa_json(path)
+    assert question.meta == {"object_names": ["chair", "office_chair"]}
+    write_scanqa_json(tmp_path / "again.json", [question])
+    assert json.loads((tmp_path / "again.json").read_text()) == [entry]
+    (again,) = read_scanqa_json(tmp_path / "again.json")
+    assert again == question
+    path.write_text(json.dumps([{**entry, "object_names": ["chair"]}]))
+    with pytest.raises(FormatError, match=r"item 0: field 'object_names': 1 names for 2 object_ids"):
+        read_scanqa_json(path)
+
+
+def test_real_scanqa_object_names_reach_meta():
+    questions = read_scanqa_json(require_realdata("scannet_val_annotations", "scanqa", "ScanQA_v1.0_val.json"))
+    assert questions[0].meta["object_names"] == ["chair"] * 10
+    assert all(len(q.meta["object_names"]) == len(q.object_ids) for q in questions)
+
+
+def test_sqa3d_alternative_situations_position_and_rotation_round_trip(tmp_path):
+    root = require_realdata("scannet_val_annotations", "sqa3d")
+    questions_file = root / "v1_balanced_questions_test_scannetv2.subset.json"
+    annotations_file = root / "v1_balanced_sqa_annotations_test_scannetv2.subset.json"
+    questions = read_sqa3d(questions_file, annotations_file)
+    first = questions[0]  # values as printed in the released file
+    assert first.meta["alternative_situations"] == [
+        "I am walking toward the door to leave the room.",
+        "I just finished using the bathroom to my left, leaving hotel room to go to my conference via door in front "
+        "of me.",
+    ]
+    assert first.meta["position"] == {"x": 2.6339116698445717, "y": -1.0039353585846786, "z": 0.0}
+    assert first.meta["rotation"] == {"_x": 0.0, "_y": 0.0, "_z": -0.9995736030415048, "_w": -0.029199522301288958}
+    assert (first.meta["sqa_question_type"], first.meta["answer_type"]) == ("N/A", "other")
+    write_sqa3d(tmp_path / "q.json", tmp_path / "a.json", questions)
+    assert read_sqa3d(tmp_path / "q.json", tmp_path / "a.json") == questions
+    raw_questions = json.loads(questions_file.read_text())["questions"]
+    raw_annotations = json.loads(annotations_file.read_text())["annotations"]
+    written_questions = json.loads((tmp_path / "q.json").read_text())["questions"]
+    written_annotations = json.loads((tmp_path / "a.json").read_text())["annotations"]
+    assert written_questions == raw_questions
+    for raw, written in zip(raw_annotations, written_annotations, strict=True):
+        assert written["position"] == pytest.approx(raw["position"]) and written["rotation"] == raw["rotation"]
+        assert [a["answer"] for a in written["answers"]] == [a["answer"] for a in raw["answers"]]
+
+
+def test_sqa3d_bad_position_is_reported(tmp_path):
+    write_sqa3d(tmp_path / "q.json", tmp_path / "a.json", [Question("s", "Is it?", ("yes",), situation="I am.")])
+    data = json.loads((tmp_path / "a.json").read_text())
+    data["annotations"][0]["position"] = {"x": 1, "y": "far"}
+    (tmp_path / "a.json").write_text(json.dumps(data))
+    with pytest.raises(FormatError, match=r"a.json: item 0: field 'position': expected an object with keys"):
+        read_sqa3d(tmp_path / "q.json", tmp_path / "a.json")

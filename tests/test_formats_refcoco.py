@@ -120,3 +120,38 @@ def test_plain_data_pickles_load_including_python2_strings(tmp_path):
     path.write_bytes(b"not a pickle")
     with pytest.raises(FormatError, match="not a readable pickle"):
         load_plain_pickle(path)
+
+
+def test_sentence_ids_tokens_and_raw_text_are_kept_in_meta_and_written_back(tmp_path):
+    square = [[10.0, 20.0, 50.0, 20.0, 50.0, 60.0, 10.0, 60.0]]
+    refs = [{"ref_id": 22758, "ann_id": 540661, "image_id": 7, "split": "val", "category_id": 1,
+             "file_name": "COCO_train2014_000000000007_540661.jpg", "sent_ids": [64727, 64728],
+             "sentences": [{"sent": "woman in front", "sent_id": 64727, "tokens": ["woman", "in", "front"],
+                            "raw": "Woman in front."},
+                           {"sent": "lady smiling", "sent_id": 64728, "tokens": ["lady", "smiling"],
+                            "raw": "lady smiling"}]}]  # fmt: skip
+    with (tmp_path / "refs(unc).p").open("wb") as handle:
+        pickle.dump(refs, handle, protocol=2)
+    image = {"id": 7, "file_name": "COCO_train2014_000000000007.jpg", "width": 64, "height": 80}
+    annotation = {"id": 540661, "image_id": 7, "category_id": 1, "bbox": [10, 20, 40, 40], "segmentation": square,
+                  "area": 1600, "iscrowd": 0}  # fmt: skip
+    instances = {"images": [image], "annotations": [annotation], "categories": [{"id": 1, "name": "person"}]}
+    (tmp_path / "instances.json").write_text(json.dumps(instances))
+    back = read_refcoco(tmp_path / "refs(unc).p", tmp_path / "instances.json")
+    assert [r.meta for r in back] == [
+        {"sent_id": 64727, "tokens": ["woman", "in", "front"], "raw": "Woman in front."},
+        {"sent_id": 64728, "tokens": ["lady", "smiling"], "raw": "lady smiling"},
+    ]
+    write_refcoco(tmp_path / "again.p", tmp_path / "again.json", back)
+    (written,) = read_refcoco_refs(tmp_path / "again.p")
+    assert written["sentences"] == refs[0]["sentences"] and written["sent_ids"] == [64727, 64728]
+    assert read_refcoco(tmp_path / "again.p", tmp_path / "again.json") == back
+
+
+def test_sentences_without_ids_are_numbered_after_the_largest_given(tmp_path):
+    referrals = _referrals()
+    referrals[1].meta = {"sent_id": 40}
+    write_refcoco(tmp_path / "refs.p", tmp_path / "instances.json", referrals)
+    sentences = [s for ref in read_refcoco_refs(tmp_path / "refs.p") for s in ref["sentences"]]
+    assert [s["sent_id"] for s in sentences] == [41, 40, 42]
+    assert sentences[2]["tokens"] == ["the", "lamp"] and sentences[2]["raw"] == "the lamp"

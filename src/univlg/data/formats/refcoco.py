@@ -4,7 +4,8 @@ A refs file is a pickled list of dicts ``{ref_id, ann_id, image_id, split, categ
 sent_id, tokens, raw}], sent_ids, file_name}``; the target's box and segmentation live in the COCO instances
 file under ``ann_id``. It is loaded with :func:`~univlg.data.formats.safe_pickle.load_plain_pickle`, so a crafted
 file cannot run code. Each sentence becomes one ImageReferral (box ``(x, y, x + w, y + h)`` in pixels of the
-original image, the annotation's segmentation, the category name, ``split``, ``ref_id``, ``ann_id``).
+original image, the annotation's segmentation, the category name, ``split``, ``ref_id``, ``ann_id``); the
+sentence's ``sent_id``, ``tokens`` and ``raw`` text are kept in ``ImageReferral.meta`` and written back from there.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from univlg.data.formats.coco import (
     read_coco_instances,
     write_coco_instances,
 )
-from univlg.data.formats.fields import Where, as_int, as_str, require
+from univlg.data.formats.fields import Where, as_int, as_str, as_str_list, require
 from univlg.data.formats.safe_pickle import load_plain_pickle
 from univlg.data.formats.tokens import tokenize
 from univlg.data.records import ImageReferral
@@ -71,9 +72,22 @@ def referrals_from_refs(
                     ref_id=as_int(ref.get("ref_id", i), where, "ref_id"),
                     split=ref_split,
                     dataset=dataset,
+                    meta=_sentence_meta(sentence, where, k),
                 )
             )
     return referrals
+
+
+def _sentence_meta(sentence: dict, where: Where, k: int) -> dict:
+    """``sent_id``, ``tokens`` and ``raw`` of one sentence dict, those present."""
+    meta: dict = {}
+    if "sent_id" in sentence:
+        meta["sent_id"] = as_int(sentence["sent_id"], where, f"sentences[{k}].sent_id", minimum=0)
+    if "tokens" in sentence:
+        meta["tokens"] = as_str_list(sentence["tokens"], where, f"sentences[{k}].tokens")
+    if "raw" in sentence:
+        meta["raw"] = as_str(sentence["raw"], where, f"sentences[{k}].raw", allow_empty=True)
+    return meta
 
 
 def read_refcoco(
@@ -121,14 +135,20 @@ def write_refcoco(refs_path: str | Path, instances_path: str | Path, referrals: 
 
     Sentences sharing a ``ref_id`` form one ref; a missing ``ann_id`` / ``ref_id`` (-1) is numbered per distinct
     (image, box, category). Category ids number the sorted category names from 1; an empty ``split`` is written
-    "train". The pickle holds plain data only (protocol 2, like the released files).
+    "train". A sentence's ``sent_id``, ``tokens`` and ``raw`` come from ``meta`` when there (else: sentence ids
+    number the sentences after the largest one given, tokens by :func:`~univlg.data.formats.tokens.tokenize`, raw
+    = the utterance). The pickle holds plain data only (protocol 2, like the released files).
     """
     numbered = _with_ids(referrals)
+    next_sent = max([int(r.meta.get("sent_id", -1)) for r in referrals] + [-1]) + 1
     category_ids = {name: k + 1 for k, name in enumerate(sorted({r.category or "object" for r in referrals}))}
     images: dict[int, CocoImage] = {}
     annotations: dict[int, CocoAnnotation] = {}
     refs: dict[int, dict] = {}
-    for sent_id, (r, ann_id, ref_id) in enumerate(numbered):
+    for r, ann_id, ref_id in numbered:
+        sent_id = r.meta.get("sent_id")
+        if sent_id is None:
+            sent_id, next_sent = next_sent, next_sent + 1
         images.setdefault(r.image_id, CocoImage(r.image_id, r.file_name, r.width, r.height))
         x, y, w, h = _xywh(r.box_xyxy)
         annotations.setdefault(
@@ -149,8 +169,9 @@ def write_refcoco(refs_path: str | Path, instances_path: str | Path, referrals: 
                 "sent_ids": [],
             },
         )
-        ref["sentences"].append({"sent": r.utterance, "sent_id": sent_id, "tokens": tokenize(r.utterance),
-                                 "raw": r.utterance})  # fmt: skip
+        tokens = list(r.meta.get("tokens") or tokenize(r.utterance))
+        ref["sentences"].append({"sent": r.utterance, "sent_id": sent_id, "tokens": tokens,
+                                 "raw": r.meta.get("raw", r.utterance)})  # fmt: skip
         ref["sent_ids"].append(sent_id)
     write_coco_instances(instances_path, list(images.values()), list(annotations.values()),
                          {v: k for k, v in category_ids.items()})  # fmt: skip

@@ -2,7 +2,8 @@
 
 Each entry: ``{scene_id, question_id, question, answers: [str], object_ids: [int], object_names: [str]}``.
 The test files have no ``answers`` (and ``test_wo_obj`` no objects): those become empty tuples. Question ids
-are strings like ``"val-scene0011-0"``.
+are strings like ``"val-scene0011-0"``. ``object_names`` (one class name per object id) is kept in
+``Question.meta["object_names"]`` and written back from there.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ def _question_from_entry(entry: dict, where: Where, dataset: str) -> Question:
     question_id = entry.get("question_id", "")
     if not isinstance(question_id, (str, int)) or isinstance(question_id, bool):
         raise where.error("question_id", f"expected a string or integer, got {question_id!r}")
+    meta = {}
+    if "object_names" in entry:
+        names = as_str_list(entry["object_names"], where, "object_names")
+        if len(names) != len(object_ids):
+            raise where.error("object_names", f"{len(names)} names for {len(object_ids)} object_ids")
+        meta["object_names"] = names
     return Question(
         scene_id=scene_id,
         question=question,
@@ -38,6 +45,7 @@ def _question_from_entry(entry: dict, where: Where, dataset: str) -> Question:
         object_ids=tuple(object_ids),
         question_id=str(question_id),
         dataset=dataset,
+        meta=meta,
     )
 
 
@@ -52,17 +60,21 @@ def write_scanqa_json(
 ) -> None:
     """Write Questions as a ScanQA JSON list.
 
-    ``object_names`` maps ``(scene_id, object_id)`` to the object's class name for the ``object_names`` field
-    (written "object" where unknown). A question without ``question_id`` gets ``"<scene_id>-<index>"``.
+    ``object_names`` maps ``(scene_id, object_id)`` to the object's class name for the ``object_names`` field;
+    where it has no entry, the question's own ``meta["object_names"]`` is used, else "object". A question without
+    ``question_id`` gets ``"<scene_id>-<index>"``.
     """
     names = object_names or {}
     entries = []
     for index, question in enumerate(questions):
+        own = question.meta.get("object_names") or []
+        own = own if len(own) == len(question.object_ids) else ["object"] * len(question.object_ids)
+        pairs = zip(question.object_ids, own, strict=True)
         entries.append(
             {
                 "answers": list(question.answers),
                 "object_ids": list(question.object_ids),
-                "object_names": [names.get((question.scene_id, i), "object") for i in question.object_ids],
+                "object_names": [names.get((question.scene_id, i), n) for i, n in pairs],
                 "question": question.question,
                 "question_id": question.question_id or f"{question.scene_id}-{index}",
                 "scene_id": question.scene_id,
