@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from univlg.config import Backbone3DConfig, CrossViewConfig
+from univlg.errors import ConfigError
 from univlg.model.layers import CrossAttentionBlock, FeedForwardBlock, LearnedPositionEncoding3D
 from univlg.model.lifting import PatchCloud, VoxelGrid
 
@@ -87,8 +88,6 @@ def build_backbone_3d(cfg: Backbone3DConfig, in_dim: int, num_levels: int) -> Ba
     if not cfg.layers_per_level:
         return None
     if len(cfg.layers_per_level) != num_levels:
-        from univlg.errors import ConfigError
-
         raise ConfigError(
             f"backbone_3d.layers_per_level has {len(cfg.layers_per_level)} entries for {num_levels} image levels"
         )

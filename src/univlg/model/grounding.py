@@ -60,7 +60,7 @@ def _boxes(points: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
-def ground(
+def ground_sentences(
     model,
     scene: Scene,
     sentences: list[str],

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from univlg.geometry import scatter_min, voxel_batch, voxelize
+from univlg.geometry.neighbors import IDW_EPS, knn
 
 
 def mean_pool(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
@@ -77,8 +78,6 @@ class VoxelGrid:
             idx: (K, k) long, clamped to valid rows; valid: (K, k) bool (False where a sample has < k voxels).
         """
         if k not in self.neighbours:
-            from univlg.geometry.neighbors import knn
-
             _, idx = knn(self.xyz, self.xyz, k, query_batch=self.batch, ref_batch=self.batch)
             self.neighbours[k] = (idx.clamp_min(0), idx >= 0)
         return self.neighbours[k]
@@ -294,8 +293,6 @@ def idw_matrix(
     Returns:
         (N, M) sparse COO float; a query whose sample has no reference gets an all-zero row.
     """
-    from univlg.geometry.neighbors import IDW_EPS, knn
-
     with torch.no_grad():
         dist, idx = knn(query_xyz, ref_xyz, k, query_batch=query_batch, ref_batch=ref_batch)
         inverse = 1.0 / (dist + IDW_EPS)  # missing neighbours: dist inf -> weight 0

@@ -20,6 +20,7 @@ from univlg.data.batch import Batch, TextBatch, VisualBatch, tokenize
 from univlg.errors import CheckpointError, ConfigError
 from univlg.geometry.boxes import boxes_from_masks, soft_boxes_from_masks
 from univlg.model.cross_view import Backbone3D, build_backbone_3d
+from univlg.model.grounding import Grounding, ground_sentences
 from univlg.model.image_encoder import ImageEncoder, build_image_encoder
 from univlg.model.lifting import build_units, make_patch_cloud, patch_centres, patch_point_map, patch_units
 from univlg.model.mask_decoder import MaskDecoder, build_mask_decoder
@@ -127,6 +128,11 @@ class UniVLG(nn.Module):
     ) -> Predictions:
         """Decode utterances against encoded visual samples (``visual_index``: sample of each utterance)."""
         visual = visual.select(visual_index)
+        if visual.features.shape[0] != text.input_ids.shape[0]:
+            raise ValueError(
+                f"{text.input_ids.shape[0]} utterances for {visual.features.shape[0]} visual samples: "
+                "give visual_index to pair them"
+            )
         text_features = self.text_encoder(text.input_ids, text.attention_mask)
         out = self.mask_decoder(visual.features, visual.pos, visual.valid, text_features, text.attention_mask)
         boxes = soft = None
@@ -157,11 +163,17 @@ class UniVLG(nn.Module):
         """batch -> Predictions (see :class:`~univlg.model.predictions.Predictions` for shapes)."""
         return self.decode(self.encode_visual(batch.visual), batch.text, batch.visual_index, with_boxes)
 
-    def ground(self, scene, sentences, spans=None, batch_size: int = 8, **sample_options):
-        """Ground sentences in a scene; see :func:`univlg.model.grounding.ground`."""
-        from univlg.model.grounding import ground
-
-        return ground(self, scene, sentences, spans, batch_size, **sample_options)
+    def ground(
+        self,
+        scene,
+        sentences: list[str],
+        spans: list[tuple[int, int] | None] | None = None,
+        batch_size: int = 8,
+        max_frames: int | None = 450,
+        max_size: int | None = None,
+    ) -> list[Grounding]:
+        """Ground sentences in a scene (encoded once); see :func:`univlg.model.grounding.ground_sentences`."""
+        return ground_sentences(self, scene, sentences, spans, batch_size, max_frames, max_size)
 
     # ------------------------------------------------------------------------------------------- persistence
 
