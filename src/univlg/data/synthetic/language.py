@@ -120,6 +120,7 @@ def _record(facts: SceneFacts, scene_id: str, d: Description, utterance: Utteran
             "stimulus_id": encode_stimulus_id(scene_id, target.label, d.target, distractors),
             "coarse_relation": RELATIONS[d.relation],
             "anchor_types": [facts.objects[a].label for a in d.anchors],
+            "entity_names": {i: facts.objects[i].label for i in (d.target, *d.anchors)},
             "with_colour": d.with_colour,
             **meta,
         },

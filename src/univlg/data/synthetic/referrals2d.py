@@ -117,6 +117,7 @@ def frame_referrals(
                 split=split,
                 spans=((start, start + len(obj.label)),),
                 dataset="synthetic",
+                meta={"form": form},
             )
         )
     return referrals
