@@ -11,6 +11,7 @@ HELP = "ground sentences in a posed RGB-D scan: a JSON of box/score/span per sen
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sentences, checkpoint, scene, output and decoding options."""
     parser.add_argument("sentences", nargs="+", help="referring expressions, e.g. 'the chair closest to the door'")
     parser.add_argument("--checkpoint", required=True, help="model folder (config.json + model.safetensors)")
     parser.add_argument("--scene", required=True, help="scene folder (ScanNet export or generic posed RGB-D folder)")
@@ -43,6 +44,7 @@ def _spans(sentences: list[str], phrases: list[str] | None) -> list[tuple[int, i
 
 
 def run(args: argparse.Namespace) -> str:
+    """Ground the sentences; returns the summary to print."""
     from univlg.data.scene import load_scene
     from univlg.model import UniVLG
     from univlg.viz.grounding_file import write_groundings

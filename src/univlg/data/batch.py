@@ -48,6 +48,7 @@ class VisualBatch:
 
     @property
     def batch_size(self) -> int:
+        """B."""
         return int(self.images.shape[0])
 
     @property
@@ -56,6 +57,7 @@ class VisualBatch:
         return self.point_maps is not None
 
     def to(self, device) -> VisualBatch:
+        """A copy with every tensor on ``device``."""
         return replace(self, **{f.name: _to(getattr(self, f.name), device) for f in fields(self)})
 
 
@@ -71,6 +73,7 @@ class TextBatch:
     texts: list[str]
 
     def to(self, device) -> TextBatch:
+        """A copy with every tensor on ``device``."""
         return replace(self, **{f.name: _to(getattr(self, f.name), device) for f in fields(self)})
 
 
@@ -84,6 +87,7 @@ class Batch:
     visual_index: torch.Tensor | None = None
 
     def to(self, device) -> Batch:
+        """A copy with every tensor on ``device``."""
         return Batch(self.visual.to(device), self.text.to(device), _to(self.visual_index, device))
 
 

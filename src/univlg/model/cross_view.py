@@ -47,6 +47,7 @@ class CrossViewAttention(nn.Module):
 
 
 def build_cross_view(cfg: CrossViewConfig, num_layers: int) -> CrossViewAttention:
+    """``num_layers`` cross-view layers of the configured width, heads, FFN and k."""
     return CrossViewAttention(cfg.dim, cfg.num_heads, cfg.ffn_dim, num_layers, cfg.knn)
 
 

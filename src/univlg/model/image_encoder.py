@@ -63,6 +63,7 @@ class ImageEncoder(nn.Module):
                 layer.requires_grad_(False)
 
     def train(self, mode: bool = True) -> ImageEncoder:
+        """Set the mode; a frozen ViT stays in eval mode."""
         super().train(mode)
         if self.frozen:
             self.vit.eval()

@@ -61,6 +61,7 @@ class VoxelGrid:
 
     @property
     def num(self) -> int:
+        """K, the number of voxels."""
         return int(self.xyz.shape[0])
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:
@@ -153,6 +154,7 @@ class Units:
 
     @property
     def num_flat(self) -> int:
+        """U, the number of units over the whole batch."""
         return int(self.flat_batch.shape[0])
 
     def pack(self, flat: torch.Tensor) -> torch.Tensor:

@@ -134,4 +134,5 @@ class MaskDecoder(nn.Module):
 
 
 def build_mask_decoder(cfg: MaskDecoderConfig, max_text_len: int) -> MaskDecoder:
+    """The mask decoder with a text position table of ``max_text_len`` rows."""
     return MaskDecoder(cfg, max_text_len)

@@ -161,4 +161,5 @@ class PixelDecoder(nn.Module):
 
 
 def build_pixel_decoder(cfg: PixelDecoderConfig, in_dim: int, num_levels: int) -> PixelDecoder:
+    """The pixel decoder for ``in_dim``-channel image levels, ``num_levels`` of them after the skip level."""
     return PixelDecoder(in_dim, num_levels, cfg)

@@ -90,6 +90,7 @@ class TextEncoder(nn.Module):
             self.backbone.eval()
 
     def train(self, mode: bool = True) -> TextEncoder:
+        """Set the mode; a frozen backbone stays in eval mode (no dropout)."""
         super().train(mode)
         if self.frozen:
             self.backbone.eval()

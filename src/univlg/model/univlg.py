@@ -58,10 +58,12 @@ class UniVLG(nn.Module):
 
     @property
     def patch_size(self) -> int:
+        """Pixels per patch side of the image encoder (images must be padded to multiples of it)."""
         return self.image_encoder.patch_size
 
     @property
     def device(self) -> torch.device:
+        """Device of the parameters."""
         return next(self.parameters()).device
 
     def tokenize(self, texts: list[str]) -> TextBatch:
