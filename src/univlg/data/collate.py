@@ -44,9 +44,7 @@ def collate_training(samples: list[TrainingSample], tokenize: Callable[[list[str
     """
     text = tokenize([s.text for s in samples])
     num_tokens = text.input_ids.shape[1]
-    maps = [
-        torch.from_numpy(positive_map(text.offsets[b].numpy(), s.spans, num_tokens)) for b, s in enumerate(samples)
-    ]
+    maps = [torch.from_numpy(positive_map(text.offsets[b].numpy(), s.spans, num_tokens)) for b, s in enumerate(samples)]
     return TrainingBatch(
         batch=Batch(visual=collate_visual([s.visual for s in samples]), text=text),
         positive_maps=maps,

@@ -27,6 +27,7 @@ from univlg.data.frames import object_visibility, seen_by_frames, select_relevan
 from univlg.data.records import CharSpan, ImageReferral, Referral
 from univlg.data.scene import PointCloud, Scene
 from univlg.data.scene_store import SceneStore
+from univlg.data.spans import find_phrase
 from univlg.model.noun_phrase import find_target_span
 
 logger = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ class ImageReferralDataset(torch.utils.data.Dataset):
             max_size=self.options.max_size,
         )
         mask = segmentation_mask(referral.segmentation, referral.height, referral.width)
-        spans = referral.spans or (find_target_span(referral.utterance),)
+        spans = referral.spans or (_category_span(referral) or find_target_span(referral.utterance),)
         return TrainingSample(
             visual=visual,
             text=referral.utterance,
@@ -305,6 +306,11 @@ class ImageReferralDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> TrainingSample | None:
         return self.sample(index, 0)
+
+
+def _category_span(referral: ImageReferral) -> CharSpan | None:
+    """The first mention of the target's category name in the sentence (RefCOCO files store no spans)."""
+    return find_phrase(referral.utterance, referral.category) if referral.category else None
 
 
 def patch_mask(mask: torch.Tensor, pixel_valid: torch.Tensor, patch: int) -> torch.Tensor:

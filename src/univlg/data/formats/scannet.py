@@ -129,7 +129,8 @@ def read_segments(path: str | Path) -> np.ndarray:
 
 def write_segments(path: str | Path, scene_id: str, segment_ids: np.ndarray) -> None:
     """Write a ScanNet ``.segs.json`` with one segment id per vertex (``segment_ids``: (P,) int)."""
-    data = {"params": {"segMinVerts": "20"}, "sceneId": scene_id, "segIndices": [int(s) for s in segment_ids]}
+    indices = np.asarray(segment_ids, dtype=np.int64).tolist()
+    data = {"params": {"segMinVerts": "20"}, "sceneId": scene_id, "segIndices": indices}
     Path(path).write_text(json.dumps(data))
 
 
