@@ -77,6 +77,7 @@ class ImageEncoder(nn.Module):
         found = {}
         for index, layer in enumerate(self.vit.encoder.layer[: max(self.feature_layers) + 1]):
             x = layer(x)
+            x = x[0] if isinstance(x, tuple) else x  # transformers 4.x layers return tuples
             if index in wanted:
                 found[index] = self.vit.layernorm(x)[:, self.num_prefix :].reshape(n, h, w, -1)
         return [found[i] for i in self.feature_layers]
