@@ -137,22 +137,33 @@ def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple
 
 
+RESIZE_CHUNK = 32  # frames resized at a time (bounds the float copy of 450 frames)
+
+
+def _resize_rgb(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(V, H, W, 3) uint8 -> (V, h, w, 3) uint8, bilinear with antialiasing, a chunk of frames at a time."""
+    out = []
+    for chunk in torch.split(images, RESIZE_CHUNK):
+        x = F.interpolate(chunk.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", antialias=True)
+        out.append(x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1))
+    return torch.cat(out)
+
+
 def _resize_and_pad(images, depth, size, multiple):
     """images: (V, H, W, 3) uint8; depth: (V, H, W) float or None -> resized to ``size``, padded to ``multiple``."""
     v, h, w, _ = images.shape
     th, tw = size
-    x = images.permute(0, 3, 1, 2).float()
     if (th, tw) != (h, w):
-        x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False, antialias=True)
+        images = _resize_rgb(images, (th, tw))
         if depth is not None:
             depth = F.interpolate(depth[:, None], size=(th, tw), mode="nearest-exact")[:, 0]
     ph, pw = padded_size(th, tw, multiple)
-    x = F.pad(x, (0, pw - tw, 0, ph - th)).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    images = F.pad(images, (0, 0, 0, pw - tw, 0, ph - th))
     pixel_valid = torch.zeros(v, ph, pw, dtype=torch.bool)
     pixel_valid[:, :th, :tw] = True
     if depth is not None:
         depth = F.pad(depth, (0, pw - tw, 0, ph - th))
-    return x.contiguous(), depth, pixel_valid
+    return images.contiguous(), depth, pixel_valid
 
 
 def _target_size(height: int, width: int, image_size, max_size) -> tuple[int, int]:
