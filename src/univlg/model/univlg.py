@@ -22,7 +22,7 @@ from univlg.geometry.boxes import boxes_from_masks, soft_boxes_from_masks
 from univlg.model.cross_view import Backbone3D, build_backbone_3d
 from univlg.model.grounding import Grounding, ground_sentences
 from univlg.model.image_encoder import ImageEncoder, build_image_encoder
-from univlg.model.lifting import build_units, make_patch_cloud, patch_centres, patch_point_map, patch_units
+from univlg.model.lifting import Units, build_units, make_patch_cloud, patch_centres, patch_point_map, patch_units
 from univlg.model.mask_decoder import MaskDecoder, build_mask_decoder
 from univlg.model.pixel_decoder import PixelDecoder, build_pixel_decoder
 from univlg.model.predictions import Predictions, VisualFeatures
@@ -73,43 +73,8 @@ class UniVLG(nn.Module):
 
     def encode_visual(self, visual: VisualBatch) -> VisualFeatures:
         """Encode B scenes or images into mask units (no Python loop over frames, points or queries)."""
-        b, v = visual.view_valid.shape
-        view_batch = visual.view_valid.nonzero()[:, 0]
         levels = self.image_encoder(visual.images[visual.view_valid])
-        patch = self.patch_size
-        n, h, w = levels[0].shape[:3]
-        if visual.lifted:
-            xyz, valid = patch_point_map(
-                visual.point_maps[visual.view_valid], visual.point_valid[visual.view_valid], patch
-            )
-            cloud = make_patch_cloud(xyz, valid, view_batch)
-            if self.backbone_3d is not None:
-                levels = self.backbone_3d(levels, cloud)
-            decoded = self.pixel_decoder.encode_2d(levels[1:])
-            if visual.points is not None:
-                points, points_valid = visual.points, visual.points_valid
-            else:  # the valid patch-grid points of every view, in (view, row, column) order
-                points = xyz.new_zeros(b, v, h, w, 3)
-                points[visual.view_valid] = xyz
-                points_valid = valid.new_zeros(b, v, h, w)
-                points_valid[visual.view_valid] = valid
-                points, points_valid = points.view(b, -1, 3), points_valid.view(b, -1)
-            segments = visual.segment_ids if self.cfg.output.use_segments else None
-            units, grid = build_units(points, points_valid, self.cfg.output.voxel_size, segments)
-            pooled = segments is not None
-            flat = self.pixel_decoder.forward_3d(
-                levels[0], decoded, cloud, grid, b, units.unit_of_voxel if pooled else None, units.num_flat
-            )
-        else:
-            if visual.pixel_valid is None:
-                valid = torch.ones(n, h, w, dtype=torch.bool, device=visual.images.device)
-            else:
-                valid = patch_centres(visual.pixel_valid[visual.view_valid], patch)
-            full = valid.new_zeros(b, v, h, w)
-            full[visual.view_valid] = valid
-            units = patch_units(full, patch)
-            decoded = self.pixel_decoder.encode_2d(levels[1:])
-            flat = self.pixel_decoder.forward_2d(levels[0], decoded, valid, units.flat_batch, b)
+        units, flat = self._lifted(visual, levels) if visual.lifted else self._plain_2d(visual, levels)
         return VisualFeatures(
             features=units.pack(flat),
             pos=self.mask_decoder.unit_position(units.xyz, units.pos2d),
@@ -120,6 +85,45 @@ class UniVLG(nn.Module):
             voxel_to_unit=units.voxel_to_unit,
             voxel_valid=units.voxel_valid,
         )
+
+    def _lifted(self, visual: VisualBatch, levels: list[torch.Tensor]) -> tuple[Units, torch.Tensor]:
+        """3D scenes and lifted images: units over the output points, (U, C) flat unit features."""
+        b, v = visual.view_valid.shape
+        n, h, w = levels[0].shape[:3]
+        xyz, valid = patch_point_map(
+            visual.point_maps[visual.view_valid], visual.point_valid[visual.view_valid], self.patch_size
+        )
+        cloud = make_patch_cloud(xyz, valid, visual.view_valid.nonzero()[:, 0])
+        if self.backbone_3d is not None:
+            levels = self.backbone_3d(levels, cloud)
+        decoded = self.pixel_decoder.encode_2d(levels[1:])
+        if visual.points is not None:
+            points, points_valid = visual.points, visual.points_valid
+        else:  # the valid patch-grid points of every view, in (view, row, column) order
+            points = xyz.new_zeros(b, v, h, w, 3)
+            points[visual.view_valid] = xyz
+            points_valid = valid.new_zeros(b, v, h, w)
+            points_valid[visual.view_valid] = valid
+            points, points_valid = points.view(b, -1, 3), points_valid.view(b, -1)
+        segments = visual.segment_ids if self.cfg.output.use_segments else None
+        units, grid = build_units(points, points_valid, self.cfg.output.voxel_size, segments)
+        unit_of_voxel = units.unit_of_voxel if segments is not None else None
+        flat = self.pixel_decoder.forward_3d(levels[0], decoded, cloud, grid, b, unit_of_voxel, units.num_flat)
+        return units, flat
+
+    def _plain_2d(self, visual: VisualBatch, levels: list[torch.Tensor]) -> tuple[Units, torch.Tensor]:
+        """Images without point maps: one unit per real patch, (U, C) flat unit features."""
+        b, v = visual.view_valid.shape
+        n, h, w = levels[0].shape[:3]
+        if visual.pixel_valid is None:
+            valid = torch.ones(n, h, w, dtype=torch.bool, device=visual.images.device)
+        else:
+            valid = patch_centres(visual.pixel_valid[visual.view_valid], self.patch_size)
+        full = valid.new_zeros(b, v, h, w)
+        full[visual.view_valid] = valid
+        units = patch_units(full, self.patch_size)
+        decoded = self.pixel_decoder.encode_2d(levels[1:])
+        return units, self.pixel_decoder.forward_2d(levels[0], decoded, valid, units.flat_batch, b)
 
     def decode(
         self,
