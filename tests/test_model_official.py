@@ -18,10 +18,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from univlg.config import ImageEncoderConfig, paper_model_config
+from univlg.errors import CheckpointError
 from univlg.model import build_model
 from univlg.model.image_encoder import build_image_encoder
 from univlg.model.layers import CrossAttentionBlock
-from univlg.model.official import DEAD, JINA, convert_official_state_dict, load_official_weights
+from univlg.model.official import (
+    DEAD,
+    JINA,
+    convert_official_state_dict,
+    dinov2_hub_to_transformers,
+    load_official_weights,
+)
 from univlg.model.pixel_decoder import InputProjection
 
 INVENTORY = Path(__file__).parent / "data" / "official_checkpoint_shapes.json"
@@ -168,14 +175,15 @@ def test_dinov2_hub_weights_compute_the_hub_model():
                              pretrain_image_size=56, feature_layers=(0, 1, 2))  # fmt: skip
     encoder = build_image_encoder(cfg)
     hub = _hub_state_dict(encoder.vit.config)
-    conversion = convert_official_state_dict(hub)
-    vit_state = {k.removeprefix("image_encoder.vit."): v for k, v in conversion.state.items()}
-    missing, unexpected = encoder.vit.load_state_dict(vit_state, strict=True)
+    bare = {k.removeprefix("visual_backbone.backbone.dinov2.inner."): v for k, v in hub.items()}
+    encoder.vit.load_state_dict(dinov2_hub_to_transformers(bare), strict=True)
     images = torch.rand(2, 3, 56, 56)
     ours = encoder(images)
     expected = _hub_forward(hub, images, heads=2, blocks=3)
     for a, b in zip(ours, expected, strict=True):
         torch.testing.assert_close(a, b.reshape(2, 4, 4, 32), atol=1e-4, rtol=1e-4)
+    with pytest.raises(CheckpointError, match="not DINOv2 hub tensors"):
+        dinov2_hub_to_transformers({"head.weight": torch.zeros(1)})
 
 
 def test_packed_attention_and_1x1_convolutions_match_torch_modules():

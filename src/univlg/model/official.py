@@ -180,6 +180,20 @@ def convert_official_state_dict(
     return out
 
 
+def dinov2_hub_to_transformers(hub: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A torch-hub DINOv2 (with registers) state dict, e.g. ``dinov2_vitl14_reg4_pretrain.pth``, under the names
+    of transformers' ``Dinov2WithRegistersModel`` (qkv split); load it with ``model.load_state_dict``.
+
+    Raises:
+        CheckpointError: a tensor name that is not a DINOv2 hub name.
+    """
+    conversion = convert_official_state_dict({DINO + name: value for name, value in hub.items()})
+    if conversion.unknown:
+        names = [n.removeprefix(DINO) for n in conversion.unknown]
+        raise CheckpointError(f"not DINOv2 hub tensors: {names[:5]} ({len(names)})")
+    return {name.removeprefix("image_encoder.vit."): value for name, value in conversion.state.items()}
+
+
 def load_official_weights(model: torch.nn.Module, official: dict[str, torch.Tensor]) -> OfficialConversion:
     """Load a released state dict into ``model`` (a ``paper``-shaped UniVLG); returns the conversion report.
 
