@@ -105,6 +105,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frames", type=int, nargs="+", default=[30, 8])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--keep-radius", type=float, help="keep only the room points within this distance of the frames' depth"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -124,7 +127,7 @@ def main() -> None:
     print(f"\nthreads {args.threads}, device {args.device}, load average {load:.1f}")
     for frames in args.frames:
         scene = synthetic_room(frames)
-        sample = scene_to_sample(scene, tiny.patch_size)
+        sample = scene_to_sample(scene, tiny.patch_size, keep_radius=args.keep_radius)
         batch = Batch(collate_visual([sample]), tiny.tokenize(["the chair closest to the table"])).to(args.device)
         with torch.no_grad():
             preds = tiny(batch)
@@ -134,7 +137,7 @@ def main() -> None:
         fb = timed(lambda b=batch: forward_backward(tiny, b), args.repeats)
         tiny.eval()
         f = timed(lambda b=batch: forward(tiny, b), args.repeats)
-        print(f"{frames} frames 160x120, {len(scene.points):,} points -> {units:,} units (wall / CPU): "
+        print(f"{frames} frames 160x120, {len(sample.points):,} points -> {units:,} units (wall / CPU): "
               f"forward {ms(f)}, forward+backward {ms(fb)}")  # fmt: skip
         stages = stage_times(tiny, batch, args.repeats)
         print("  forward stages: " + ", ".join(f"{k} {ms(v)}" for k, v in stages.items()))
