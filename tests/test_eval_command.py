@@ -4,6 +4,7 @@ scores through the whole command path), QA notes and clear errors."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from types import SimpleNamespace
@@ -250,3 +251,43 @@ def test_missing_files_are_reported_with_their_paths(eval_checkpoint, synthetic_
     assert main([*argv, "--benchmark", "sr3d", "--batch-size", "0"]) == 2
     assert main(["eval", "--checkpoint", str(tmp_path), "--data-root", str(synthetic_root), "--benchmark", "sr3d"]) == 2
     assert "config.json: not found" in capsys.readouterr().err
+
+
+def test_real_scene_sr3d_and_nr3d_rows_score_one_with_gt_masks_and_follow_the_filters(
+    eval_checkpoint, tmp_path, monkeypatch
+):
+    scene_dir = require_realdata("scannet_scene0000_00")
+    root = tmp_path / "real"
+    (root / "scans").mkdir(parents=True)
+    (root / "scans" / "scene0000_00").symlink_to(scene_dir)
+    (root / "referit3d").mkdir()
+    (root / "referit3d" / "sr3d_test.csv").symlink_to(scene_dir / "annotations" / "sr3d_train_scene0000_00.csv")
+    with (scene_dir / "annotations" / "nr3d_train_scene0000_00.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns, rows = reader.fieldnames, list(reader)
+    assert rows[0]["mentions_target_class"] == rows[1]["correct_guess"] == "True"
+    rows[0]["mentions_target_class"] = "False"  # dropped
+    rows[1]["correct_guess"] = "False"  # kept: UniVLG evaluates every NR3D row
+    with (root / "referit3d" / "nr3d_val.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    targets = {}
+    for name in ("sr3d_test.csv", "nr3d_val.csv"):
+        for row in csv.DictReader((root / "referit3d" / name).open()):
+            targets[(row["scan_id"], row["utterance"])] = int(row["target_id"])
+
+    def oracle_ground(self, scene, sentences, spans=None, batch_size=8, **options):
+        ids = scene.points.instance_ids
+        return [SimpleNamespace(mask=ids == targets[(scene.scene_id, s)], score=1.0) for s in sentences]
+
+    monkeypatch.setattr(UniVLG, "ground", oracle_ground)
+    sr3d = run_eval(eval_checkpoint, root, "sr3d", tmp_path)
+    assert sr3d["counts"] == {"rows": 19, "referrals": 19, "scenes": 1}
+    grounding = sr3d["metrics"]["grounding"]
+    assert grounding["overall"] == {"acc@0.25": 1.0, "acc@0.5": 1.0, "acc@0.75": 1.0, "count": 19}
+    assert {"difficulty", "view", "coarse_relation", "relation"} <= set(grounding)
+    nr3d = run_eval(eval_checkpoint, root, "nr3d", tmp_path)
+    assert nr3d["counts"] == {"rows": 14, "dropped_mentions_target_class_false": 1, "referrals": 13, "scenes": 1}
+    assert nr3d["metrics"]["grounding"]["overall"]["acc@0.5"] == 1.0
+    assert sum(g["count"] for g in nr3d["metrics"]["grounding"]["difficulty"].values()) == 13

@@ -105,8 +105,10 @@ def scans_folder(root: str | Path) -> Path:
 
 @dataclass
 class GroundingSet:
-    """Referrals to evaluate after filtering: ``rows`` read, ``dropped`` per reason, ``notes`` for the report."""
+    """Referrals to evaluate after filtering, read from ``path``: ``rows`` read, ``dropped`` per reason, ``notes``
+    for the report."""
 
+    path: Path
     referrals: list[Referral]
     rows: int
     dropped: dict[str, int] = field(default_factory=dict)
@@ -152,14 +154,14 @@ def load_grounding_set(
         questions = read_scanqa_json(path)
         referrals = scanqa_grounding_referrals(questions)
         notes = [f"{len(questions) - len(referrals)} questions without object_ids are not grounded"]
-        return GroundingSet(referrals, len(questions), {"no_object_ids": len(questions) - len(referrals)}, notes)
+        return GroundingSet(path, referrals, len(questions), {"no_object_ids": len(questions) - len(referrals)}, notes)
     referrals = read_benchmark_referrals(benchmark, path)
     kept, dropped = filter_referrals(referrals)
     notes = []
     if benchmark == "scanrefer":
         kept, source = with_scanrefer_unique_flags(kept, labels_path)
         notes.append(f"unique/multiple: {source}")
-    return GroundingSet(kept, len(referrals), dropped, notes)
+    return GroundingSet(path, kept, len(referrals), dropped, notes)
 
 
 def scanqa_grounding_referrals(questions: list[Question]) -> list[Referral]:
@@ -255,5 +257,5 @@ def scene_gt_codes(scene: Scene, classes: InstanceClasses) -> np.ndarray:
 
 
 def read_scene_list(path: Path) -> list[str]:
-    """Scene ids, one a line (blank lines ignored)."""
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    """Scene ids, one a line, in file order without repeats (blank lines ignored)."""
+    return list(dict.fromkeys(line.strip() for line in path.read_text().splitlines() if line.strip()))

@@ -92,8 +92,7 @@ def plan_evaluation(options: EvalOptions) -> EvalPlan:
             notes.append("grounding of the first object_id, utterance = question + ' find relevant objects', "
                          "target span 'relevant objects' (reference 3.1 / 5.3)")  # fmt: skip
             notes.append(ANSWER_NOTE)
-        path = data.find_annotations(benchmark, root, options.split, options.annotations)
-        return EvalPlan("grounding", items, [r.scene_id for r in items], path, counts, notes)
+        return EvalPlan("grounding", items, [r.scene_id for r in items], found.path, counts, notes)
     if benchmark == "sqa3d":
         questions = data.load_sqa3d(root, options.split, options.annotations)[: options.limit]
         note = "SQA3D has no grounding target (its official target id is a constant 0); nothing else to evaluate"
