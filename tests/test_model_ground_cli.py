@@ -34,6 +34,7 @@ def test_ground_command_writes_json_and_masks(tmp_path, capsys):
     assert code == 0
     document = json.loads(out.read_text())
     assert [r["phrase"] for r in document["results"]] == ["wall", "lamp"]
+    assert [r["span"] for r in document["results"]] == [[8, 12], [2, 6]]
     points = np.load(out.parent / document["points_file"])
     for result in document["results"]:
         mask = np.load(out.parent / result["mask_file"])

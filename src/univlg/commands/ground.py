@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from univlg.errors import ConfigError
@@ -56,6 +57,10 @@ def run(args: argparse.Namespace) -> str:
     scene = load_scene(args.scene)
     results = model.ground(scene, args.sentences, spans, batch_size=args.batch_size, max_frames=args.max_frames)
     path = write_groundings(Path(args.out), results, scene_id=scene.scene_id)
+    document = json.loads(path.read_text())
+    for entry, result in zip(document["results"], results, strict=True):  # add the character span used
+        entry["span"] = list(result.span)
+    path.write_text(json.dumps(document, indent=2, allow_nan=False))
     lines = [f"wrote {path} ({len(results)} sentence(s), masks over {len(results[0].points):,} points)"]
     for result in results:
         box = "no mask" if not result.mask.any() else "box " + " ".join(f"{v:.2f}" for v in result.box)
