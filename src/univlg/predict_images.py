@@ -94,13 +94,21 @@ def _target_tokens(text, spans: list[tuple[int, int]]) -> torch.Tensor:
     return torch.from_numpy(np.stack(rows))
 
 
-def image_point_map(store: SceneStore | None, file_name: str) -> tuple[np.ndarray, np.ndarray] | None:
+def image_point_map(
+    store: SceneStore | None, file_name: str, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray] | None:
     """The camera-frame point map ((H, W, 3), (H, W) valid) of an image named ``<scene>/color/<frame>.<ext>``
-    in ``store``; None for any other image (it then takes the plain 2D path)."""
+    in ``store``, resampled (nearest) to the image's ``size`` (H, W) when the depth grid differs; None for any
+    other image (it then takes the plain 2D path)."""
     parts = Path(file_name).parts
     if store is None or len(parts) != 3 or parts[1] != "color" or not (store.root / parts[0]).is_dir():
         return None
-    return store.camera_point_map(parts[0], Path(parts[2]).stem)
+    points, valid = store.camera_point_map(parts[0], Path(parts[2]).stem)
+    if points.shape[:2] != tuple(size):
+        rows = ((np.arange(size[0]) + 0.5) * points.shape[0] / size[0]).astype(np.int64)
+        cols = ((np.arange(size[1]) + 0.5) * points.shape[1] / size[1]).astype(np.int64)
+        points, valid = points[rows][:, cols], valid[rows][:, cols]
+    return points, valid
 
 
 def ground_image(
@@ -179,7 +187,7 @@ def predict_image_referrals(
         if rgb.shape[:2] != (group[0].height, group[0].width):
             raise SceneError(f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]}, annotations say "
                              f"{group[0].width}x{group[0].height}")  # fmt: skip
-        point_map = image_point_map(store, file_name)
+        point_map = image_point_map(store, file_name, rgb.shape[:2])
         spans = [r.spans[0] if r.spans else find_target_span(r.utterance) for r in group]
         answers = ground_image(model, rgb, [r.utterance for r in group], spans, point_map, batch_size, upsample)
         for i, referral, (mask, score) in zip(indices, group, answers, strict=True):
