@@ -145,15 +145,16 @@ class SceneSampler:
         """
         views = scene.frames.subset(self.frames_for(scene, object_ids, rng))
         view_scene = replace(scene, frames=views)
-        if self.options.augment:
-            view_scene = transform_scene(view_scene, random_scene_affine(scene.points.xyz, rng))
         keep = visible_subset(view_scene, self.options, rng)
         instance_ids = scene.points.instance_ids[keep]
         masks = np.stack([instance_ids == o for o in object_ids]) if object_ids else np.zeros((0, len(keep)), bool)
         present = masks.sum(axis=1) >= self.options.min_object_points
         if not present.any() or (require_first and not present[0]):
             return None
+        # Augment after choosing the visible points: the same map moves poses and points, so visibility holds.
         view_scene = replace(view_scene, points=_subset_points(view_scene.points, keep))
+        if self.options.augment:
+            view_scene = transform_scene(view_scene, random_scene_affine(view_scene.points.xyz, rng))
         visual = scene_to_sample(
             view_scene,
             self.patch_size,
