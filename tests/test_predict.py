@@ -113,3 +113,14 @@ def test_point_maps_of_scan_frames_are_resampled_to_the_image_size(synthetic_roo
     assert np.array_equal(double_valid[::2, 1::2], valid)
     assert image_point_map(store, "COCO_train2014_000000000001.jpg", (60, 80)) is None
     assert image_point_map(None, f"{scene_id}/color/{frame}.jpg", (60, 80)) is None
+
+
+def test_image_target_span_is_the_annotated_span_else_the_category_mention():
+    from univlg.data.records import ImageReferral
+    from univlg.predict_images import annotated_span
+
+    referral = ImageReferral(1, "a.jpg", 8, 8, "the red chair on the left", (0, 0, 1, 1), None, "chair")
+    assert annotated_span(referral) == (8, 13)
+    referral.spans = ((4, 7),)
+    assert annotated_span(referral) == (4, 7)
+    assert annotated_span(ImageReferral(1, "a.jpg", 8, 8, "the armchair", (0, 0, 1, 1), None, "chair")) is None

@@ -155,7 +155,7 @@ def _image_shard(model, plan: EvalPlan, options: EvalOptions, groups: dict, prog
     indices = [i for group in groups.values() for i in group]
     referrals = [plan.items[i] for i in indices]
     predictions = predict_image_referrals(model, referrals, plan.image_root, store, options.batch_size,
-                                          options.upsample, progress)  # fmt: skip
+                                          options.upsample, options.use_gt_spans, progress)  # fmt: skip
     _, box_ious = refcoco_box_accuracy([p.mask for p in predictions], [r.box_xyxy for r in referrals])
     out = {}
     for k, (index, referral, prediction) in enumerate(zip(indices, referrals, predictions, strict=True)):

@@ -32,7 +32,7 @@ from univlg.data.batch import collate_visual, image_to_sample
 from univlg.data.formats.scannet import read_color
 from univlg.data.records import ImageReferral
 from univlg.data.scene_store import SceneStore
-from univlg.data.spans import tokens_in_spans
+from univlg.data.spans import find_phrase, tokens_in_spans
 from univlg.errors import SceneError
 from univlg.model.noun_phrase import find_target_span
 
@@ -92,6 +92,13 @@ def _target_tokens(text, spans: list[tuple[int, int]]) -> torch.Tensor:
         hit = tokens_in_spans(offsets, [span]) & valid
         rows.append(hit if hit.any() else valid & (offsets[:, 1] > offsets[:, 0]))
     return torch.from_numpy(np.stack(rows))
+
+
+def annotated_span(referral: ImageReferral) -> tuple[int, int] | None:
+    """The referral's first target span, else the first whole-word mention of its category name, else None."""
+    if referral.spans:
+        return tuple(referral.spans[0])
+    return find_phrase(referral.utterance, referral.category) if referral.category else None
 
 
 def image_point_map(
@@ -163,13 +170,15 @@ def predict_image_referrals(
     store: SceneStore | None = None,
     batch_size: int = 8,
     upsample: str = "bilinear",
+    use_gt_spans: bool = True,
     progress: bool = False,
 ) -> list[ImageGroundingPrediction]:
     """Ground every image referral (in input order), each image encoded once.
 
     ``image_root``: folder the referrals' ``file_name`` are relative to; ``store``: scans whose frames can be
-    lifted (None: every image takes the plain 2D path). A referral's own target spans are used when it has them,
-    else the head noun of :func:`~univlg.model.noun_phrase.find_target_span`.
+    lifted (None: every image takes the plain 2D path). Target phrase: with ``use_gt_spans``, the referral's own
+    span, else the first mention of its category name (RefCOCO files store no spans; training does the same);
+    otherwise, or when neither exists, the head noun of :func:`~univlg.model.noun_phrase.find_target_span`.
 
     Raises:
         SceneError: an image file is missing or its size differs from the referral's width/height.
@@ -188,7 +197,8 @@ def predict_image_referrals(
             raise SceneError(f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]}, annotations say "
                              f"{group[0].width}x{group[0].height}")  # fmt: skip
         point_map = image_point_map(store, file_name, rgb.shape[:2])
-        spans = [r.spans[0] if r.spans else find_target_span(r.utterance) for r in group]
+        spans = [annotated_span(r) if use_gt_spans else None for r in group]
+        spans = [span or find_target_span(r.utterance) for span, r in zip(spans, group, strict=True)]
         answers = ground_image(model, rgb, [r.utterance for r in group], spans, point_map, batch_size, upsample)
         for i, referral, (mask, score) in zip(indices, group, answers, strict=True):
             results[i] = ImageGroundingPrediction(referral, mask, score, lifted=point_map is not None)
