@@ -21,6 +21,8 @@ import torch
 
 from univlg.config import paper_model_config, tiny_model_config
 from univlg.data.batch import Batch, collate_visual, scene_to_sample
+from univlg.data.datasets import SampleOptions, visible_subset
+from univlg.data.datasets import subset_points as scene_points_subset
 from univlg.data.scene import Frames, PointCloud, Scene
 from univlg.data.synthetic.generate_scene import SynthSettings, generate_scene
 from univlg.model import build_model
@@ -106,7 +108,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[30, 8])
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
-        "--keep-radius", type=float, help="keep only the room points within this distance of the frames' depth"
+        "--visible-points", type=int, help="keep at most this many room points that the frames see (as training does)"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -127,7 +129,10 @@ def main() -> None:
     print(f"\nthreads {args.threads}, device {args.device}, load average {load:.1f}")
     for frames in args.frames:
         scene = synthetic_room(frames)
-        sample = scene_to_sample(scene, tiny.patch_size, keep_radius=args.keep_radius)
+        if args.visible_points:
+            keep = visible_subset(scene, SampleOptions(max_points=args.visible_points), np.random.default_rng(0))
+            scene = dataclasses.replace(scene, points=scene_points_subset(scene.points, keep))
+        sample = scene_to_sample(scene, tiny.patch_size)
         batch = Batch(collate_visual([sample]), tiny.tokenize(["the chair closest to the table"])).to(args.device)
         with torch.no_grad():
             preds = tiny(batch)

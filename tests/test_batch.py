@@ -61,21 +61,6 @@ def test_scene_sample_drops_lost_frames_subsamples_and_resizes():
         scene_to_sample(dataclasses.replace(scene, frames=dataclasses.replace(scene.frames, cam_to_world=poses)), 8)
 
 
-def test_keep_radius_keeps_the_points_the_frames_see():
-    scene = make_scene(2, height=24, width=32, seed=6, points=4000)
-    full = scene_to_sample(scene, patch_size=8)
-    near = scene_to_sample(scene, patch_size=8, keep_radius=0.1)
-    sensor = full.point_maps[full.point_valid].double()
-    dist = torch.cdist(torch.from_numpy(scene.points.xyz).double(), sensor).min(1).values
-    # brute force: kept = within 0.1 m of some sensor point, up to the 0.05 m voxel averaging of the reference
-    # (a centroid lies within a voxel diagonal, 0.05 * sqrt(3), of every sensor point it averages)
-    assert set(near.point_indices.tolist()) >= set((dist <= 0.1 - 0.05 * 3**0.5).nonzero().squeeze(1).tolist())
-    assert set(near.point_indices.tolist()) <= set((dist <= 0.1 + 0.05 * 3**0.5).nonzero().squeeze(1).tolist())
-    assert 0 < len(near.point_indices) < len(scene.points)
-    assert torch.equal(near.points, full.points[near.point_indices])
-    assert torch.equal(near.segment_ids, full.segment_ids[near.point_indices])
-
-
 def test_scene_without_points_gets_the_lifted_sensor_cloud():
     scene = make_scene(2, height=24, width=32, seed=3, points=None)
     sample = scene_to_sample(scene, patch_size=8, lifted_voxel_size=0.25)

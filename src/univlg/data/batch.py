@@ -116,9 +116,7 @@ class VisualSample:
 
     images: (V, H, W, 3) uint8; point_maps: (V, H, W, 3) float32 or None; point_valid: (V, H, W) bool or None;
     pixel_valid: (V, H, W) bool; points: (P, 3) float32 or None; segment_ids: (P,) long or None;
-    frame_indices: (V,) long, the scene frames used (in the scene's frame order), or None for images;
-    point_indices: (P,) long, the rows of the scene's point set kept as ``points`` (None: all of them, or the
-    points are the lifted sensor cloud). Use it to slice per-point labels (instance ids) for targets.
+    frame_indices: (V,) long, the scene frames used (in the scene's frame order), or None for images.
     """
 
     images: torch.Tensor
@@ -129,7 +127,6 @@ class VisualSample:
     points: torch.Tensor | None = None
     segment_ids: torch.Tensor | None = None
     frame_indices: torch.Tensor | None = None
-    point_indices: torch.Tensor | None = None
 
 
 def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
@@ -184,7 +181,6 @@ def scene_to_sample(
     max_depth: float | None = 15.0,
     lifted_voxel_size: float = 0.02,
     use_scene_points: bool = True,
-    keep_radius: float | None = None,
 ) -> VisualSample:
     """Posed RGB-D frames (and the scene's point set) as a model sample, in the scene's own coordinates.
 
@@ -193,9 +189,6 @@ def scene_to_sample(
     ``max_size`` (RGB bilinear, depth nearest, intrinsics rescaled), then padded to multiples of ``patch_size``.
     Output points are the scene's points (with segment ids) when it has them and ``use_scene_points``, otherwise
     the lifted sensor cloud: every valid depth pixel (after resizing), averaged in ``lifted_voxel_size`` voxels.
-    With ``keep_radius`` (metres) only the scene points within that distance of the sensor cloud are kept (the
-    paper trains on the mesh points within ~3 cm of its sensor points: the part of the scan the frames see);
-    ``point_indices`` then says which.
 
     Raises:
         SceneError: no frame has a finite pose.
@@ -215,15 +208,11 @@ def scene_to_sample(
     poses = torch.from_numpy(frames.cam_to_world[keep].astype(np.float32))
     point_maps, point_valid = unproject_depth(depth, intrinsics, poses, max_depth=max_depth)
     point_valid &= pixel_valid
-    points = segments = indices = None
+    points = segments = None
     if use_scene_points and scene.points is not None:
         points = torch.from_numpy(scene.points.xyz.astype(np.float32))
         if scene.points.segment_ids is not None:
             segments = torch.from_numpy(scene.points.segment_ids.astype(np.int64))
-        if keep_radius is not None:
-            indices = points_near(points, lifted_cloud(point_maps, point_valid, keep_radius / 2), keep_radius)
-            points = points[indices]
-            segments = None if segments is None else segments[indices]
     else:
         points = lifted_cloud(point_maps, point_valid, lifted_voxel_size)
     return VisualSample(
@@ -235,18 +224,7 @@ def scene_to_sample(
         points=points,
         segment_ids=segments,
         frame_indices=torch.from_numpy(keep),
-        point_indices=indices,
     )
-
-
-def points_near(points: torch.Tensor, reference: torch.Tensor, radius: float) -> torch.Tensor:
-    """Indices (K,) long of the rows of ``points`` (P, 3) within ``radius`` of some row of ``reference`` (R, 3)."""
-    from univlg.geometry.neighbors import knn
-
-    if reference.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.long)
-    dist, _ = knn(points, reference, 1)
-    return (dist[:, 0] <= radius).nonzero().squeeze(1)
 
 
 def lifted_cloud(point_maps: torch.Tensor, point_valid: torch.Tensor, voxel_size: float) -> torch.Tensor:

@@ -97,7 +97,8 @@ def visible_subset(scene: Scene, options: SampleOptions, rng: np.random.Generato
     return keep
 
 
-def _subset_points(points: PointCloud, keep: np.ndarray) -> PointCloud:
+def subset_points(points: PointCloud, keep: np.ndarray) -> PointCloud:
+    """The rows ``keep`` (K,) of every per-point array."""
     return PointCloud(
         xyz=points.xyz[keep],
         colors=None if points.colors is None else points.colors[keep],
@@ -152,7 +153,7 @@ class SceneSampler:
         if not present.any() or (require_first and not present[0]):
             return None
         # Augment after choosing the visible points: the same map moves poses and points, so visibility holds.
-        view_scene = replace(view_scene, points=_subset_points(view_scene.points, keep))
+        view_scene = replace(view_scene, points=subset_points(view_scene.points, keep))
         if self.options.augment:
             view_scene = transform_scene(view_scene, random_scene_affine(view_scene.points.xyz, rng))
         visual = scene_to_sample(

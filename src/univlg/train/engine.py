@@ -79,7 +79,8 @@ def last_layer_terms(losses: dict[str, torch.Tensor]) -> dict[str, float]:
     """``train/<term>`` of the last decoder layer's weighted loss terms."""
     layers = [int(k.rsplit("_", 1)[1]) for k in losses if k != "loss"]
     last = f"_{max(layers)}" if layers else ""
-    return {f"train/{k[5 : -len(last)]}": float(v) for k, v in losses.items() if k != "loss" and k.endswith(last)}
+    terms = {k: v for k, v in losses.items() if k != "loss" and k.endswith(last)}
+    return {f"train/{k[5 : -len(last)]}": float(v.detach()) for k, v in terms.items()}
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
@@ -137,6 +138,8 @@ def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> T
     as if uninterrupted). The final model is saved only when the run reaches ``cfg.steps``.
     """
     process = distributed.setup(cfg.device)
+    if cfg.cpu_threads > 0:
+        torch.set_num_threads(cfg.cpu_threads)
     out = Path(cfg.output_dir)
     if process.is_main:
         out.mkdir(parents=True, exist_ok=True)
