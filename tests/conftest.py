@@ -62,3 +62,18 @@ def tiny_tokenize():
 
     tokenizer = load_tokenizer(TextEncoderConfig())
     return lambda texts: tokenize(tokenizer, list(texts), 128)
+
+
+@pytest.fixture(scope="session")
+def eval_checkpoint(tmp_path_factory):
+    """A saved random micro model whose mask head is redrawn wider, so its masks are neither empty nor everything."""
+    from tests.test_model_fixtures import micro_config
+    from univlg.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(micro_config())
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "mask_embed" in name:
+                parameter.normal_(0.0, 0.6)
+    return model.save_pretrained(tmp_path_factory.mktemp("eval_ckpt") / "ckpt")

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from tests.conftest import require_realdata
-from tests.test_model_fixtures import micro_config
 from univlg.cli import main
 from univlg.data.formats.coco import segmentation_mask
 from univlg.data.formats.refcoco import read_refcoco
@@ -26,21 +25,9 @@ from univlg.data.scene import load_scene
 from univlg.data.scene_store import SceneStore
 from univlg.eval.instance_ap import instance_average_precision
 from univlg.eval.refcoco import refcoco_box_accuracy, refcoco_mask_metrics
-from univlg.model import UniVLG, build_model
+from univlg.model import UniVLG
 from univlg.predict import predict_instances
 from univlg.predict_images import predict_image_referrals
-
-
-@pytest.fixture(scope="session")
-def eval_checkpoint(tmp_path_factory):
-    """A random micro model whose mask head is redrawn wider, so its masks are neither empty nor everything."""
-    torch.manual_seed(0)
-    model = build_model(micro_config())
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "mask_embed" in name:
-                parameter.normal_(0.0, 0.6)
-    return model.save_pretrained(tmp_path_factory.mktemp("eval_ckpt") / "ckpt")
 
 
 def run_eval(checkpoint, root, benchmark, tmp_path, *extra) -> dict:

@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from tests.test_eval_command import eval_checkpoint, run_eval  # noqa: F401  (session fixture)
+from tests.test_eval_command import run_eval
 from univlg.evaluation import EvalOptions, merge_shards, plan_evaluation, run_shard
 from univlg.model import UniVLG
 
 
 @pytest.mark.parametrize("benchmark", ["synthetic", "scannet200"])
 def test_two_shards_cover_all_scenes_and_merge_to_the_single_process_result(
-    eval_checkpoint,  # noqa: F811
+    eval_checkpoint,
     synthetic_root,
     benchmark,
 ):
@@ -35,7 +35,7 @@ def test_two_shards_cover_all_scenes_and_merge_to_the_single_process_result(
 
 @pytest.mark.slow
 def test_torchrun_with_two_gloo_processes_writes_the_single_process_result(
-    eval_checkpoint,  # noqa: F811
+    eval_checkpoint,
     synthetic_root,
     tmp_path,
 ):
