@@ -26,14 +26,16 @@ def test_full_real_scanqa_val_file_parses():
 
 def test_scanqa_writer_round_trips(tmp_path):
     original = [
-        Question("synth_0001", "what color is the sofa?", ("red",), (3,), question_id="q0"),
+        Question("synth_0001", "what color is the sofa?", ("red",), (3,), question_id="q0", question_type="color"),
         Question("synth_0001", "how many chairs are there?", ("2", "two"), (4, 5)),
     ]
     path = tmp_path / "scanqa.json"
     write_scanqa_json(path, original, object_names={("synth_0001", 3): "sofa"})
     raw = json.loads(path.read_text())
     assert raw[0]["object_names"] == ["sofa"] and raw[1]["question_id"] == "synth_0001-1"
+    assert raw[0]["question_type"] == "color" and "question_type" not in raw[1]  # official files have none
     back = read_scanqa_json(path)
+    assert [q.question_type for q in back] == ["color", ""]
     for before, after in zip(original, back, strict=True):
         assert (after.scene_id, after.question, after.answers, after.object_ids) == (
             before.scene_id, before.question, before.answers, before.object_ids)  # fmt: skip

@@ -3,7 +3,8 @@
 Each entry: ``{scene_id, question_id, question, answers: [str], object_ids: [int], object_names: [str]}``.
 The test files have no ``answers`` (and ``test_wo_obj`` no objects): those become empty tuples. Question ids
 are strings like ``"val-scene0011-0"``. ``object_names`` (one class name per object id) is kept in
-``Question.meta["object_names"]`` and written back from there.
+``Question.meta["object_names"]`` and written back from there. An optional ``question_type`` key (not in the
+official files; the synthetic world writes it) fills ``Question.question_type``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ def _question_from_entry(entry: dict, where: Where, dataset: str) -> Question:
         if len(names) != len(object_ids):
             raise where.error("object_names", f"{len(names)} names for {len(object_ids)} object_ids")
         meta["object_names"] = names
+    question_type = as_str(entry["question_type"], where, "question_type") if "question_type" in entry else ""
     return Question(
         scene_id=scene_id,
         question=question,
         answers=tuple(answers),
         object_ids=tuple(object_ids),
         question_id=str(question_id),
+        question_type=question_type,
         dataset=dataset,
         meta=meta,
     )
@@ -62,7 +65,7 @@ def write_scanqa_json(
 
     ``object_names`` maps ``(scene_id, object_id)`` to the object's class name for the ``object_names`` field;
     where it has no entry, the question's own ``meta["object_names"]`` is used, else "object". A question without
-    ``question_id`` gets ``"<scene_id>-<index>"``.
+    ``question_id`` gets ``"<scene_id>-<index>"``; a ``question_type`` is written only when set.
     """
     names = object_names or {}
     entries = []
@@ -70,14 +73,15 @@ def write_scanqa_json(
         own = question.meta.get("object_names") or []
         own = own if len(own) == len(question.object_ids) else ["object"] * len(question.object_ids)
         pairs = zip(question.object_ids, own, strict=True)
-        entries.append(
-            {
-                "answers": list(question.answers),
-                "object_ids": list(question.object_ids),
-                "object_names": [names.get((question.scene_id, i), n) for i, n in pairs],
-                "question": question.question,
-                "question_id": question.question_id or f"{question.scene_id}-{index}",
-                "scene_id": question.scene_id,
-            }
-        )
+        entry = {
+            "answers": list(question.answers),
+            "object_ids": list(question.object_ids),
+            "object_names": [names.get((question.scene_id, i), n) for i, n in pairs],
+            "question": question.question,
+            "question_id": question.question_id or f"{question.scene_id}-{index}",
+            "scene_id": question.scene_id,
+        }
+        if question.question_type:
+            entry["question_type"] = question.question_type
+        entries.append(entry)
     write_json(path, entries)
