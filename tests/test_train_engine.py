@@ -12,6 +12,7 @@ import torch
 
 from tests.train_helpers import micro_train_config
 from univlg.config import apply_overrides
+from univlg.errors import ConfigError
 from univlg.train.config import load_train_config
 from univlg.train.engine import train
 
@@ -55,6 +56,10 @@ def test_config_file_and_overrides(tmp_path):
     assert cfg.steps == 7 and cfg.optim.lr == 0.01
     assert cfg.model.decoder.num_queries == 12 and cfg.model.decoder.num_layers == 2
     assert cfg.model.image_encoder.patch_size == 8  # the rest comes from the tiny preset
+    with pytest.raises(ConfigError, match="box_loss"):
+        load_train_config(path, ["loss.box_loss=hard"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_train_config(path, ["optim.learning_rate=1"])
 
 
 @pytest.mark.slow

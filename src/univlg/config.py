@@ -108,8 +108,8 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
     return from_dict(type(cfg), data)
 
 
-def load_config(cls: type[T], path: str | Path, overrides: list[str] = ()) -> T:
-    """Read a YAML config file into ``cls`` and apply ``overrides``."""
+def read_yaml(path: str | Path) -> dict:
+    """The mapping in a YAML config file (empty file: {}); ConfigError naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -117,7 +117,14 @@ def load_config(cls: type[T], path: str | Path, overrides: list[str] = ()) -> T:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    return apply_overrides(from_dict(cls, data, where=str(path)), list(overrides))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    return data
+
+
+def load_config(cls: type[T], path: str | Path, overrides: list[str] = ()) -> T:
+    """Read a YAML config file into ``cls`` and apply ``overrides``."""
+    return apply_overrides(from_dict(cls, read_yaml(path), where=str(path)), list(overrides))
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

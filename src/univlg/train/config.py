@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from univlg.config import MODEL_PRESETS, ModelConfig, apply_overrides, from_dict, to_dict
+from univlg.config import MODEL_PRESETS, ModelConfig, apply_overrides, from_dict, read_yaml, to_dict
 from univlg.errors import ConfigError
 
 SOURCE_KINDS = ("referral", "detection", "image_referral")
@@ -127,7 +125,11 @@ def train_config_from_dict(data: dict, where: str = "config") -> TrainConfig:
     if preset not in MODEL_PRESETS:
         raise ConfigError(f"{where}: model_preset must be one of {sorted(MODEL_PRESETS)}, got {preset!r}")
     data["model"] = _merge(to_dict(MODEL_PRESETS[preset]()), data.get("model") or {}, f"{where}: model")
-    cfg = from_dict(TrainConfig, data, where=where)
+    return validate_train_config(from_dict(TrainConfig, data, where=where), where)
+
+
+def validate_train_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
+    """``cfg`` itself, after checking the fields that take one of a few names."""
     for source in cfg.data.sources:
         if source.kind not in SOURCE_KINDS:
             raise ConfigError(f"{where}: data source kind must be one of {SOURCE_KINDS}, got {source.kind!r}")
@@ -140,11 +142,5 @@ def train_config_from_dict(data: dict, where: str = "config") -> TrainConfig:
 
 def load_train_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
     """Read a training YAML file and apply dotted ``overrides``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    return apply_overrides(train_config_from_dict(data, str(path)), list(overrides))
+    cfg = apply_overrides(train_config_from_dict(read_yaml(path), str(path)), list(overrides))
+    return validate_train_config(cfg, f"{path} with overrides {list(overrides)}")

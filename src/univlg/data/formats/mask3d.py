@@ -1,6 +1,6 @@
 """Mask3D-style preprocessed mesh point files, as the official UniVLG code reads them.
 
-``mask3d_processed/{scannet,scannet200}/{train,validation,test}/<XXXX_YY>.npy``: float32 (P, 12) for train/val,
+``mask3d_processed/{scannet,scannet200}/{train,validation,test}/<NNNN_NN>.npy``: float32 (P, 12) for train/val,
 (P, 10) for test. Columns: 0-2 xyz (raw scan frame, not axis-aligned), 3-5 RGB 0..255, 6-8 normals (ones in the
 UniVLG release), 9 over-segment id (re-indexed 0..S-1), 10 semantic label (NYU40 id for ``scannet``, ScanNet200
 id for ``scannet200``), 11 instance id (aggregation objectId, -1 = none). ``instance_gt/<split>/<scene>.txt``
