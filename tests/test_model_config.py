@@ -30,7 +30,7 @@ def test_paper_defaults_are_the_published_numbers():
     assert (pd.cross_view.knn, pd.lift_voxel_size, pd.skip_voxel_size, pd.interp_knn) == (8, 0.04, 0.02, 8)
     d = cfg.decoder
     assert (d.dim, d.num_heads, d.ffn_dim, d.num_layers, d.num_queries, d.temperature) == (256, 8, 2048, 9, 100, 0.07)
-    assert cfg.text_encoder.max_length == 520 and cfg.output.voxel_size == 0.02
+    assert cfg.text_encoder.max_length == 512 and cfg.output.voxel_size == 0.02
 
 
 def test_overrides_and_inconsistent_configs():
@@ -40,3 +40,13 @@ def test_overrides_and_inconsistent_configs():
         build_model(apply_overrides(micro_config(), ["decoder.dim=64"]))
     with pytest.raises(ConfigError, match="needs image_encoder.path"):
         build_model(apply_overrides(micro_config(), ["image_encoder.pretrained=true"]))
+
+
+def test_text_length_beyond_the_encoders_positions_is_a_config_error():
+    from univlg.config import TextEncoderConfig
+    from univlg.model.text_encoder import build_text_encoder, load_tokenizer
+
+    cfg = TextEncoderConfig(max_length=520)  # the packaged MiniLM has 512 positions
+    with pytest.raises(ConfigError, match="max_length 520 exceeds the 512 token positions"):
+        build_text_encoder(cfg, 32, load_tokenizer(cfg))
+    assert build_text_encoder(TextEncoderConfig(max_length=512), 32, load_tokenizer(cfg)).projector.out_features == 32

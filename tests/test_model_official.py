@@ -34,12 +34,13 @@ from univlg.model.pixel_decoder import InputProjection
 INVENTORY = Path(__file__).parent / "data" / "official_checkpoint_shapes.json"
 TRAINABLE_OFFICIAL = 47_818_432
 DEAD_PIXEL_DECODER_CROSS_VIEW = 2 * 857_600
+# Jina-CLIP v1 is not in transformers: a 768-d BERT of its width and its 520-token table stands in
+JINA_STAND_IN = dict(pretrained=False, hidden_size=768, num_layers=1, max_length=520)
 
 
 def _paper_on_meta(backbone_3d: bool = True):
     cfg = paper_model_config()
-    # Jina-CLIP is not in transformers: a 768-d BERT of the same width stands in (its keys are not mapped yet)
-    cfg.text_encoder = dataclasses.replace(cfg.text_encoder, pretrained=False, hidden_size=768, num_layers=1)
+    cfg.text_encoder = dataclasses.replace(cfg.text_encoder, **JINA_STAND_IN)
     if not backbone_3d:
         cfg.backbone_3d = dataclasses.replace(cfg.backbone_3d, layers_per_level=())
     with torch.device("meta"):
@@ -87,7 +88,7 @@ def test_load_official_weights_places_every_value():
     cfg = paper_model_config()
     small = dict(hidden_size=32, num_layers=4, num_heads=2, feature_layers=(0, 1, 2, 3), pretrain_image_size=56)
     cfg.image_encoder = dataclasses.replace(cfg.image_encoder, **small)
-    cfg.text_encoder = dataclasses.replace(cfg.text_encoder, pretrained=False, hidden_size=768, num_layers=1)
+    cfg.text_encoder = dataclasses.replace(cfg.text_encoder, **JINA_STAND_IN)
     model = build_model(cfg)
     inventory = json.loads(INVENTORY.read_text())
     official = {

