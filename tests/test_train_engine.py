@@ -12,9 +12,10 @@ import torch
 
 from tests.train_helpers import micro_train_config
 from univlg.config import apply_overrides
+from univlg.data.formats.referit3d import read_referit3d_csv
 from univlg.errors import ConfigError
 from univlg.train.config import load_train_config
-from univlg.train.engine import train
+from univlg.train.engine import train, validation_referrals
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,6 +48,34 @@ def test_loss_decreases_when_overfitting_one_batch(synthetic_root, tmp_path):
     first, last = sum(losses[s] for s in (1, 2, 3)) / 3, sum(losses[s] for s in (28, 29, 30)) / 3
     assert last < 0.6 * first, f"mean loss {first:.2f} -> {last:.2f}"
     assert result.metrics["train/loss"] == losses[30]
+
+
+def test_validation_reuses_the_training_store_and_filters_referrals(synthetic_root, tmp_path, monkeypatch):
+    import univlg.train.data_stream as data_stream
+
+    created = []
+
+    class CountingStore(data_stream.SceneStore):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            created.append(self.root)
+
+    monkeypatch.setattr(data_stream, "SceneStore", CountingStore)
+    val = tmp_path / "sr3d_val.csv"
+    rows = (synthetic_root / "referit3d" / "sr3d_val.csv").read_text().splitlines()
+    # the second row does not mention its target's class: validation drops it, as univlg eval does
+    rows[2] = rows[2].replace(",True,True,", ",False,True,")
+    val.write_text("\n".join(rows) + "\n")
+    cfg = micro_train_config(synthetic_root, tmp_path / "val", steps=2, val_every=1)
+    cfg = apply_overrides(cfg, [f"data.val_scans={synthetic_root / 'scans'}", f"data.val_annotations={val}"])
+    assert [r.utterance for r in validation_referrals(cfg)] == [
+        r.utterance for i, r in enumerate(read_referit3d_csv(val)) if i != 1
+    ]
+    result = train(cfg)
+    assert created == [synthetic_root / "scans"]  # one store for training and both validations
+    logged = [json.loads(line) for line in (tmp_path / "val" / "log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in logged if "val/acc@0.25" in row] == [1, 2]
+    assert 0.0 <= result.metrics["val/acc@0.25"] <= 1.0
 
 
 def test_config_file_and_overrides(tmp_path):

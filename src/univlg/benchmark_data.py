@@ -115,11 +115,19 @@ class GroundingSet:
     notes: list[str] = field(default_factory=list)
 
 
-def read_benchmark_referrals(benchmark: str, path: Path) -> list[Referral]:
-    """Referrals of a grounding benchmark file (ReferIt3D CSV or ScanRefer JSON), ``dataset`` set to the benchmark."""
+def read_benchmark_referrals(path: str | Path, benchmark: str | None = None) -> list[Referral]:
+    """Referrals of a grounding file: a ReferIt3D CSV (``.csv``) or a ScanRefer JSON (``.json``); each record's
+    ``dataset`` is ``benchmark`` when given, else the file's own (the CSV's ``dataset`` column, "scanrefer").
+
+    Raises:
+        FormatError: another suffix, or a bad row (the message names it).
+    """
+    path = Path(path)
     if path.suffix == ".json":
-        return read_scanrefer_json(path, dataset=benchmark)
-    return read_referit3d_csv(path, dataset=benchmark)
+        return read_scanrefer_json(path, dataset=benchmark or "scanrefer")
+    if path.suffix == ".csv":
+        return read_referit3d_csv(path, dataset=benchmark)
+    raise FormatError(f"{path}: referral annotations must be a ReferIt3D .csv or a ScanRefer .json")
 
 
 def filter_referrals(referrals: list[Referral]) -> tuple[list[Referral], dict[str, int]]:
@@ -155,7 +163,7 @@ def load_grounding_set(
         referrals = scanqa_grounding_referrals(questions)
         notes = [f"{len(questions) - len(referrals)} questions without object_ids are not grounded"]
         return GroundingSet(path, referrals, len(questions), {"no_object_ids": len(questions) - len(referrals)}, notes)
-    referrals = read_benchmark_referrals(benchmark, path)
+    referrals = read_benchmark_referrals(path, benchmark)
     kept, dropped = filter_referrals(referrals)
     notes = []
     if benchmark == "scanrefer":

@@ -19,3 +19,7 @@ class CheckpointError(UnivlgError):
 
 class ConfigError(UnivlgError):
     """A configuration file or override is malformed or names an unknown key."""
+
+
+class DataError(UnivlgError):
+    """The training data cannot produce what was asked of it (e.g. no usable sample after several draws)."""

@@ -2,8 +2,9 @@
 
 Batch ``s`` depends only on (seed, s, rank): each global step is all-3D or all-2D (one choice shared by every
 process, probability ``prob_2d`` when both kinds exist), a 2D step is lifted to 3D with probability
-``lift_probability`` (images without a point map are then redrawn), each sample picks a source by weight and an
-index uniformly. So a resumed run sees exactly the batches an uninterrupted one would.
+``lift_probability`` when some 2D source can lift (has a scans folder; only those sources then take part, and
+their images without a point map are redrawn), each sample picks a source by weight and an index uniformly. So a
+resumed run sees exactly the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from univlg.benchmark_data import read_benchmark_referrals, read_scene_list
 from univlg.data.collate import TrainingBatch
 from univlg.data.datasets import (
     DetectionDataset,
@@ -26,26 +28,13 @@ from univlg.data.datasets import (
     TrainingSample,
 )
 from univlg.data.formats.refcoco import read_refcoco
-from univlg.data.formats.referit3d import read_referit3d_csv
-from univlg.data.formats.scanrefer import read_scanrefer_json
-from univlg.data.records import Referral
 from univlg.data.scene_store import SceneStore
-from univlg.errors import ConfigError
+from univlg.errors import ConfigError, DataError
 from univlg.train.config import DataConfig, SourceConfig
 
 logger = logging.getLogger(__name__)
 
 MAX_REDRAWS = 20
-
-
-def read_referrals(path: str | Path) -> list[Referral]:
-    """SR3D/NR3D CSV (``.csv``) or ScanRefer JSON (``.json``) referrals."""
-    path = Path(path)
-    if path.suffix == ".csv":
-        return read_referit3d_csv(path)
-    if path.suffix == ".json":
-        return read_scanrefer_json(path)
-    raise ConfigError(f"{path}: referral annotations must be a ReferIt3D .csv or a ScanRefer .json")
 
 
 def sample_options(cfg: DataConfig, augment: bool | None = None) -> SampleOptions:
@@ -60,9 +49,12 @@ def sample_options(cfg: DataConfig, augment: bool | None = None) -> SampleOption
 
 @dataclass
 class Source:
+    """A dataset, its sampling weight, whether it is 2D, and (2D) whether its images can be lifted to 3D."""
+
     dataset: torch.utils.data.Dataset
     weight: float
     is_2d: bool
+    can_lift: bool = False
 
 
 class SceneStores:
@@ -81,8 +73,9 @@ class SceneStores:
 
 
 def _detection_scenes(source: SourceConfig) -> list[str]:
+    """The scene list file's scenes, or every scan folder of ``source.scans`` without one."""
     if source.annotations:
-        return [line.strip() for line in Path(source.annotations).read_text().splitlines() if line.strip()]
+        return read_scene_list(Path(source.annotations))
     return sorted(p.name for p in Path(source.scans).iterdir() if p.is_dir())
 
 
@@ -93,10 +86,12 @@ def build_source(source: SourceConfig, cfg: DataConfig, stores: SceneStores, pat
         store = stores.get(source.scans) if source.scans else None
         referrals = read_refcoco(source.annotations, source.instances)
         images = source.images or source.scans
-        return Source(ImageReferralDataset(images, referrals, patch_size, options, store), source.weight, True)
+        dataset = ImageReferralDataset(images, referrals, patch_size, options, store)
+        return Source(dataset, source.weight, True, can_lift=store is not None)
     sampler = SceneSampler(stores.get(source.scans), patch_size, options)
     if source.kind == "referral":
-        return Source(ReferralDataset(sampler, read_referrals(source.annotations)), source.weight, False)
+        referrals = read_benchmark_referrals(Path(source.annotations))
+        return Source(ReferralDataset(sampler, referrals), source.weight, False)
     if not cfg.detection_classes:
         raise ConfigError("a detection source needs data.detection_classes")
     dataset = DetectionDataset(sampler, _detection_scenes(source), list(cfg.detection_classes))
@@ -129,15 +124,21 @@ class BatchStream(torch.utils.data.IterableDataset):
         self.start, self.end, self.rank = start, end, rank
 
     def batch_kind(self, step: int) -> tuple[bool, bool]:
-        """(is_2d, lift) of global step ``step``, the same on every process."""
+        """(is_2d, lift) of global step ``step``, the same on every process; lift only when a 2D source can."""
         rng = np.random.default_rng([self.seed, step])
         kinds = {s.is_2d for s in self.sources}
         is_2d = kinds.pop() if len(kinds) == 1 else bool(rng.random() < self.prob_2d)
-        return is_2d, is_2d and bool(rng.random() < self.lift_probability)
+        can_lift = any(s.can_lift for s in self.sources if s.is_2d)
+        return is_2d, is_2d and can_lift and bool(rng.random() < self.lift_probability)
 
     def batch_at(self, step: int) -> TrainingBatch:
+        """The batch of global step ``step`` for this process (see the module docstring).
+
+        Raises:
+            DataError: no source gave a usable sample in :data:`MAX_REDRAWS` draws.
+        """
         is_2d, lift = self.batch_kind(step)
-        pool = [s for s in self.sources if s.is_2d == is_2d]
+        pool = [s for s in self.sources if s.is_2d == is_2d and (s.can_lift or not lift)]
         weights = np.array([s.weight for s in pool], dtype=np.float64)
         samples = []
         for i in range(self.batch_size):
@@ -151,7 +152,12 @@ class BatchStream(torch.utils.data.IterableDataset):
                     samples.append(sample)
                     break
             else:
-                raise RuntimeError(f"step {step}: no usable sample in {MAX_REDRAWS} draws (objects never visible?)")
+                kind = "lifted 2D" if lift else "2D" if is_2d else "3D"
+                raise DataError(
+                    f"step {step}: no usable {kind} training sample in {MAX_REDRAWS} draws from the sources "
+                    f"{[type(s.dataset).__name__ for s in pool]}: their objects are never visible enough in the "
+                    "chosen views, or (lifted 2D) their images are not frames of a scan with depth"
+                )
         return self.collate(samples)
 
     def __iter__(self):

@@ -20,16 +20,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from univlg.benchmark_data import filter_referrals, read_benchmark_referrals
 from univlg.config import save_config
 from univlg.data.collate import TrainingBatch, collate_training
+from univlg.data.records import Referral
 from univlg.data.scene_store import SceneStore
+from univlg.errors import ConfigError
 from univlg.model.predictions import Predictions, unit_targets
 from univlg.model.univlg import UniVLG, build_model
 from univlg.predict import predict_referrals, score_referrals
 from univlg.train import distributed
 from univlg.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from univlg.train.config import LossConfig, TrainConfig
-from univlg.train.data_stream import BatchStream, SceneStores, build_source, read_referrals
+from univlg.train.data_stream import BatchStream, SceneStores, build_source
 from univlg.train.losses import LossWeights, SetCriterion
 from univlg.train.matcher import HungarianMatcher
 from univlg.train.optim import build_optimizer, build_scheduler
@@ -89,10 +92,15 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)
 
 
-def validate(model: UniVLG, cfg: TrainConfig) -> dict[str, float]:
-    """Grounding accuracy (Acc@0.25/0.5, per relation) on the validation referrals, whole scenes, GT spans."""
-    store = SceneStore(cfg.data.val_scans, cfg.data.scene_cache)
-    referrals = read_referrals(cfg.data.val_annotations)[: cfg.data.val_max_referrals]
+def validation_referrals(cfg: TrainConfig) -> list[Referral]:
+    """The first ``val_max_referrals`` validation referrals that pass the benchmarks' filter (``filter_referrals``)."""
+    referrals, _ = filter_referrals(read_benchmark_referrals(Path(cfg.data.val_annotations)))
+    return referrals[: cfg.data.val_max_referrals]
+
+
+def validate(model: UniVLG, referrals: list[Referral], store: SceneStore) -> dict[str, float]:
+    """Grounding accuracy (Acc@0.25/0.5/0.75, per relation) on ``referrals`` (scenes from ``store``), whole
+    scenes, GT spans."""
     report = score_referrals(store, predict_referrals(model, store, referrals))
     metrics = {f"val/{k}": v for k, v in report.accuracy.items()}
     for relation, accuracy in (report.by_relation or {}).items():
@@ -164,6 +172,12 @@ def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> T
         trained = DistributedDataParallel(model, find_unused_parameters=cfg.find_unused_parameters)
     stores = SceneStores(cfg.data.scene_cache)
     sources = [build_source(s, cfg.data, stores, model.patch_size) for s in cfg.data.sources]
+    validating = bool(cfg.data.val_annotations) and process.is_main
+    if validating and not cfg.data.val_scans:
+        raise ConfigError("data.val_annotations is set but data.val_scans (the scans folder they refer to) is not")
+    # One store for the whole run: the training sources' own when the validation scans are theirs.
+    val_store = stores.get(cfg.data.val_scans) if validating else None
+    val_referrals = validation_referrals(cfg) if validating else []
     collate = partial(collate_training, tokenize=model.tokenize)
     stream = BatchStream(
         sources,
@@ -220,8 +234,8 @@ def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> T
                 "step": done,
             }
             save_checkpoint(out / CHECKPOINT, state)
-        if cfg.data.val_annotations and process.is_main and (done % cfg.val_every == 0 or done == cfg.steps):
-            metrics = validate(model, cfg)
+        if validating and (done % cfg.val_every == 0 or done == cfg.steps):
+            metrics = validate(model, val_referrals, val_store)
             log.write(done, metrics)
             logger.info("step %d: %s", done, ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items())))
         distributed.barrier()
