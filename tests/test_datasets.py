@@ -132,6 +132,32 @@ def test_image_referrals_lift_only_when_asked(synthetic_root, store):
     assert ImageReferralDataset(synthetic_root / "scans", referrals, PATCH, SampleOptions()).sample(0, 1, True) is None
 
 
+def test_images_larger_than_the_depth_grid_are_lifted_with_a_resampled_point_map(synthetic_root, store, tmp_path):
+    """Real ScanNet frames: 1296 x 968 colour over a 640 x 480 depth grid (here 160 x 120 over 80 x 60)."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    referral = read_refcoco(
+        synthetic_root / "refcoco" / "refs(synth_train).p", synthetic_root / "refcoco" / "instances_train.json"
+    )[0]
+    small = Image.open(synthetic_root / "scans" / referral.file_name)
+    large = tmp_path / referral.file_name
+    large.parent.mkdir(parents=True)
+    small.resize((2 * small.width, 2 * small.height)).save(large)
+    referral = replace(referral, width=2 * small.width, height=2 * small.height, segmentation=[[8, 8, 90, 8, 90, 70]])
+    dataset = ImageReferralDataset(tmp_path, [referral], PATCH, SampleOptions(), store)
+    sample = dataset.sample(0, 1, lift=True)
+    scene_id, _, frame = referral.file_name.split("/")
+    points, valid = store.camera_point_map(scene_id, frame.rsplit(".", 1)[0])  # (60, 80) depth grid
+    lifted, lifted_valid = sample.visual.point_maps[0].numpy(), sample.visual.point_valid[0].numpy()
+    assert lifted.shape == (2 * small.height, 2 * small.width, 3)
+    for dy in (0, 1):
+        for dx in (0, 1):  # every pixel of a 2 x 2 block takes its depth pixel's point
+            assert np.array_equal(lifted_valid[dy::2, dx::2], valid)
+            assert np.array_equal(lifted[dy::2, dx::2][valid], points[valid])
+
+
 def test_collate_builds_positive_maps(store, referrals, tiny_tokenize):
     dataset = ReferralDataset(_sampler(store), referrals)
     samples = [dataset.sample(i, 2) for i in range(2)]

@@ -100,27 +100,15 @@ def test_shards_are_disjoint_strided_and_cover_every_scene():
 
 def test_point_maps_of_scan_frames_are_resampled_to_the_image_size(synthetic_root):
     from univlg.data.scene_store import SceneStore
-    from univlg.predict_images import image_point_map
 
     store = SceneStore(synthetic_root / "scans")
     scene_id = (synthetic_root / "splits" / "synth_val.txt").read_text().split()[0]
     frame = store.get(scene_id).frames.names[0]
     points, valid = store.camera_point_map(scene_id, frame)  # (60, 80) depth grid
-    same = image_point_map(store, f"{scene_id}/color/{frame}.jpg", (60, 80))
+    same = store.image_point_map(f"{scene_id}/color/{frame}.jpg", (60, 80))
     assert np.array_equal(same[0], points) and np.array_equal(same[1], valid)
-    double, double_valid = image_point_map(store, f"{scene_id}/color/{frame}.jpg", (120, 160))
+    double, double_valid = store.image_point_map(f"{scene_id}/color/{frame}.jpg", (120, 160))
     assert np.array_equal(double[1::2, 1::2], points) and np.array_equal(double[::2, ::2], points)
     assert np.array_equal(double_valid[::2, 1::2], valid)
-    assert image_point_map(store, "COCO_train2014_000000000001.jpg", (60, 80)) is None
-    assert image_point_map(None, f"{scene_id}/color/{frame}.jpg", (60, 80)) is None
-
-
-def test_image_target_span_is_the_annotated_span_else_the_category_mention():
-    from univlg.data.records import ImageReferral
-    from univlg.predict_images import annotated_span
-
-    referral = ImageReferral(1, "a.jpg", 8, 8, "the red chair on the left", (0, 0, 1, 1), None, "chair")
-    assert annotated_span(referral) == (8, 13)
-    referral.spans = ((4, 7),)
-    assert annotated_span(referral) == (4, 7)
-    assert annotated_span(ImageReferral(1, "a.jpg", 8, 8, "the armchair", (0, 0, 1, 1), None, "chair")) is None
+    assert store.image_point_map("COCO_train2014_000000000001.jpg", (60, 80)) is None
+    assert store.image_point_map("no_such_scene/color/0.jpg", (60, 80)) is None

@@ -81,3 +81,14 @@ def test_find_phrase_matches_whole_words_case_insensitively():
 def test_token_spans_merge_adjacent_tokens():
     offsets = [(0, 0), (0, 3), (4, 9), (9, 14), (16, 20)]
     assert token_spans_to_chars(offsets, [0, 1, 1, 1, 1]) == [(0, 14), (16, 20)]
+
+
+def test_image_target_spans_are_the_annotated_ones_else_the_category_mention():
+    from univlg.data.records import ImageReferral
+    from univlg.data.spans import image_referral_spans
+
+    referral = ImageReferral(1, "a.jpg", 8, 8, "the red chair on the left", (0, 0, 1, 1), None, "chair")
+    assert image_referral_spans(referral) == ((8, 13),)
+    referral.spans = ((4, 7), (8, 13))
+    assert image_referral_spans(referral) == ((4, 7), (8, 13))
+    assert image_referral_spans(ImageReferral(1, "a.jpg", 8, 8, "the armchair", (0, 0, 1, 1), None, "chair")) == ()

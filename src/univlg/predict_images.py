@@ -30,11 +30,11 @@ from tqdm import tqdm
 
 from univlg.data.batch import collate_visual, image_to_sample
 from univlg.data.formats.scannet import read_color
+from univlg.data.noun_phrase import find_target_span
 from univlg.data.records import ImageReferral
 from univlg.data.scene_store import SceneStore
-from univlg.data.spans import find_phrase, tokens_in_spans
+from univlg.data.spans import image_referral_spans, tokens_in_spans
 from univlg.errors import SceneError
-from univlg.model.noun_phrase import find_target_span
 
 logger = logging.getLogger(__name__)
 
@@ -92,30 +92,6 @@ def _target_tokens(text, spans: list[tuple[int, int]]) -> torch.Tensor:
         hit = tokens_in_spans(offsets, [span]) & valid
         rows.append(hit if hit.any() else valid & (offsets[:, 1] > offsets[:, 0]))
     return torch.from_numpy(np.stack(rows))
-
-
-def annotated_span(referral: ImageReferral) -> tuple[int, int] | None:
-    """The referral's first target span, else the first whole-word mention of its category name, else None."""
-    if referral.spans:
-        return tuple(referral.spans[0])
-    return find_phrase(referral.utterance, referral.category) if referral.category else None
-
-
-def image_point_map(
-    store: SceneStore | None, file_name: str, size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The camera-frame point map ((H, W, 3), (H, W) valid) of an image named ``<scene>/color/<frame>.<ext>``
-    in ``store``, resampled (nearest) to the image's ``size`` (H, W) when the depth grid differs; None for any
-    other image (it then takes the plain 2D path)."""
-    parts = Path(file_name).parts
-    if store is None or len(parts) != 3 or parts[1] != "color" or not (store.root / parts[0]).is_dir():
-        return None
-    points, valid = store.camera_point_map(parts[0], Path(parts[2]).stem)
-    if points.shape[:2] != tuple(size):
-        rows = ((np.arange(size[0]) + 0.5) * points.shape[0] / size[0]).astype(np.int64)
-        cols = ((np.arange(size[1]) + 0.5) * points.shape[1] / size[1]).astype(np.int64)
-        points, valid = points[rows][:, cols], valid[rows][:, cols]
-    return points, valid
 
 
 def ground_image(
@@ -178,7 +154,7 @@ def predict_image_referrals(
     ``image_root``: folder the referrals' ``file_name`` are relative to; ``store``: scans whose frames can be
     lifted (None: every image takes the plain 2D path). Target phrase: with ``use_gt_spans``, the referral's own
     span, else the first mention of its category name (RefCOCO files store no spans; training does the same);
-    otherwise, or when neither exists, the head noun of :func:`~univlg.model.noun_phrase.find_target_span`.
+    otherwise, or when neither exists, the head noun of :func:`~univlg.data.noun_phrase.find_target_span`.
 
     Raises:
         SceneError: an image file is missing or its size differs from the referral's width/height.
@@ -196,9 +172,9 @@ def predict_image_referrals(
         if rgb.shape[:2] != (group[0].height, group[0].width):
             raise SceneError(f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]}, annotations say "
                              f"{group[0].width}x{group[0].height}")  # fmt: skip
-        point_map = image_point_map(store, file_name, rgb.shape[:2])
-        spans = [annotated_span(r) if use_gt_spans else None for r in group]
-        spans = [span or find_target_span(r.utterance) for span, r in zip(spans, group, strict=True)]
+        point_map = None if store is None else store.image_point_map(file_name, rgb.shape[:2])
+        spans = [image_referral_spans(r) if use_gt_spans else () for r in group]
+        spans = [tuple(s[0]) if s else find_target_span(r.utterance) for s, r in zip(spans, group, strict=True)]
         answers = ground_image(model, rgb, [r.utterance for r in group], spans, point_map, batch_size, upsample)
         for i, referral, (mask, score) in zip(indices, group, answers, strict=True):
             results[i] = ImageGroundingPrediction(referral, mask, score, lifted=point_map is not None)

@@ -24,11 +24,11 @@ from univlg.data.batch import VisualSample, image_to_sample, scene_to_sample
 from univlg.data.formats.coco import segmentation_mask
 from univlg.data.formats.scannet import read_color
 from univlg.data.frames import object_visibility, seen_by_frames, select_relevant_frames
+from univlg.data.noun_phrase import find_target_span
 from univlg.data.records import CharSpan, ImageReferral, Referral
 from univlg.data.scene import PointCloud, Scene
 from univlg.data.scene_store import SceneStore
-from univlg.data.spans import find_phrase
-from univlg.model.noun_phrase import find_target_span
+from univlg.data.spans import image_referral_spans
 
 logger = logging.getLogger(__name__)
 
@@ -275,18 +275,16 @@ class ImageReferralDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.referrals)
 
-    def _point_map(self, file_name: str):
-        parts = Path(file_name).parts
-        if self.store is None or len(parts) != 3 or parts[1] != "color":
-            return None
-        return self.store.camera_point_map(parts[0], Path(parts[2]).stem, self.options.max_depth)
-
     def sample(self, index: int, seed: int, lift: bool = False) -> TrainingSample | None:
         """The sample of referral ``index``; with ``lift``, through the 3D path (None when it has no point map)."""
         referral = self.referrals[index]
-        point_map = self._point_map(referral.file_name) if lift else None
-        if lift and point_map is None:
-            return None
+        point_map = None
+        if lift:
+            if self.store is not None:  # for the image's size as annotated
+                size = (referral.height, referral.width)
+                point_map = self.store.image_point_map(referral.file_name, size, self.options.max_depth)
+            if point_map is None:
+                return None
         rgb = read_color(self.image_root / referral.file_name)
         visual = image_to_sample(
             rgb,
@@ -296,7 +294,7 @@ class ImageReferralDataset(torch.utils.data.Dataset):
             max_size=self.options.max_size,
         )
         mask = segmentation_mask(referral.segmentation, referral.height, referral.width)
-        spans = referral.spans or (_category_span(referral) or find_target_span(referral.utterance),)
+        spans = image_referral_spans(referral) or (find_target_span(referral.utterance),)
         return TrainingSample(
             visual=visual,
             text=referral.utterance,
@@ -308,11 +306,6 @@ class ImageReferralDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> TrainingSample | None:
         return self.sample(index, 0)
-
-
-def _category_span(referral: ImageReferral) -> CharSpan | None:
-    """The first mention of the target's category name in the sentence (RefCOCO files store no spans)."""
-    return find_phrase(referral.utterance, referral.category) if referral.category else None
 
 
 def patch_mask(mask: torch.Tensor, pixel_valid: torch.Tensor, patch: int) -> torch.Tensor:

@@ -47,3 +47,21 @@ class SceneStore:
             max_depth=max_depth,
         )
         return points[0].numpy(), valid[0].numpy()
+
+    def image_point_map(
+        self, file_name: str, image_size: tuple[int, int], max_depth: float = 15.0
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The camera-frame point map of an image named ``<scene>/color/<frame>.<ext>`` whose scene is in this
+        store, for an image of ``image_size`` (H, W): ((H, W, 3) float32, (H, W) bool valid), resampled (nearest)
+        from the depth grid when the colour image is larger or smaller (real ScanNet: 1296 x 968 colour, 640 x 480
+        depth); None for any other image (it then takes the plain 2D path)."""
+        parts = Path(file_name).parts
+        if len(parts) != 3 or parts[1] != "color" or not (self.root / parts[0]).is_dir():
+            return None
+        points, valid = self.camera_point_map(parts[0], Path(parts[2]).stem, max_depth)
+        height, width = image_size
+        if points.shape[:2] != (height, width):
+            rows = ((np.arange(height) + 0.5) * points.shape[0] / height).astype(np.int64)
+            cols = ((np.arange(width) + 0.5) * points.shape[1] / width).astype(np.int64)
+            points, valid = points[rows][:, cols], valid[rows][:, cols]
+        return points, valid

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from univlg.data.records import ImageReferral
+
 Span = tuple[int, int]
 
 
@@ -100,6 +102,15 @@ def find_phrase(text: str, phrase: str, start: int = 0) -> Span | None:
     pattern = re.compile(r"(?<!\w)" + re.escape(phrase.strip()) + r"(?!\w)", re.IGNORECASE)
     match = pattern.search(text, start)
     return None if match is None else (match.start(), match.end())
+
+
+def image_referral_spans(referral: ImageReferral) -> tuple[Span, ...]:
+    """The target's character spans in a 2D referral's sentence: the annotated ones, else the first whole-word
+    mention of its category name (RefCOCO files store no spans), else none (the caller then picks the head noun)."""
+    if referral.spans:
+        return tuple(referral.spans)
+    mention = find_phrase(referral.utterance, referral.category) if referral.category else None
+    return () if mention is None else (mention,)
 
 
 def lower_preserving_offsets(text: str) -> str:

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from univlg.data.batch import collate_visual, scene_to_sample
+from univlg.data.noun_phrase import find_target_span
 from univlg.data.scene import Scene
 from univlg.data.spans import tokens_in_spans
-from univlg.model.noun_phrase import find_target_span
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def ground_sentences(
         scene: posed RGB-D frames (50-450 of them, non-finite poses and zero depth allowed) with or without a
             point set; it is used in its axis-aligned frame.
         sentences: utterances; spans: per sentence the (start, end) character span of the target phrase, or
-            None to let :func:`~univlg.model.noun_phrase.find_target_span` pick the head noun.
+            None to let :func:`~univlg.data.noun_phrase.find_target_span` pick the head noun.
         batch_size: sentences decoded together (the scene is encoded once for all of them).
         max_frames: frames kept (uniform subset) when the scene has more; max_size: longer image side in pixels
             (default: the image encoder's ``max_image_size``).

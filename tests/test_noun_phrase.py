@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from univlg.model.noun_phrase import find_target_span
+from univlg.data.noun_phrase import find_target_span
 
 
 @pytest.mark.parametrize(
