@@ -144,6 +144,21 @@ def test_ground_reports_masks_over_the_scene_points(model):
     assert lifted.phrase == "floor" and lifted.mask.shape == (len(lifted.points),) and len(lifted.points) > 0
 
 
+def test_ground_takes_a_list_and_gives_the_callers_mode_back(model):
+    scene = make_scene(2, seed=9)
+    with pytest.raises(TypeError, match="list of strings"):
+        model.ground(scene, "the blue wall")
+    model.train()
+    model.text_encoder.eval()  # a mixed state comes back as it was
+    try:
+        model.ground(scene, ["the blue wall"])
+        assert model.training and model.mask_decoder.training and not model.text_encoder.training
+    finally:
+        model.eval()
+    model.ground(scene, ["the blue wall"])
+    assert not any(module.training for module in model.modules())
+
+
 def test_save_and_load_round_trip_is_identical(model, tmp_path):
     batch = _scene_batch(model, make_scene(3, seed=7))
     model.save_pretrained(tmp_path / "ckpt")

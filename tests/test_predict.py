@@ -11,7 +11,8 @@ import torch
 
 from univlg.data.batch import tokenize
 from univlg.evaluation import shard_keys
-from univlg.predict import class_token_scores, detection_prompts, detections_from_logits
+from univlg.model.grounding import best_queries, mean_span_probability
+from univlg.predict import detection_prompts, detections_from_logits
 from univlg.predict_images import UNSEEN_LOGIT, unit_logits_to_pixels
 
 
@@ -36,10 +37,14 @@ def test_empty_mask_scores_zero_and_top_k_is_capped_by_the_pairs():
     assert out.masks.shape == (1, 2) and not out.masks.any() and out.scores.tolist() == [0.0]
 
 
-def test_class_token_scores_are_mean_span_probabilities_over_each_class_tokens():
-    probs = torch.tensor([[0.2, 0.4, 0.6, 0.8]])  # (Q=1, T=4)
-    tokens = torch.tensor([[True, True, False, False], [False, False, False, True], [False] * 4])
-    assert class_token_scores(probs, tokens)[0].tolist() == pytest.approx([0.3, 0.8, 0.0])
+def test_query_scores_are_mean_span_probabilities_over_each_phrase_tokens():
+    probs = torch.tensor([[0.2, 0.4, 0.6, 0.8], [0.9, 0.1, 0.5, 0.5]])  # (Q=2, T=4)
+    tokens = torch.tensor([[True, True, False, False], [False, False, False, True], [False] * 4])  # 3 phrases
+    scores = mean_span_probability(probs[None], tokens)  # one set of queries scored for every phrase
+    assert scores.tolist() == [pytest.approx([0.3, 0.5]), pytest.approx([0.8, 0.5]), [0.0, 0.0]]
+    logits = torch.logit(torch.stack([probs, probs.flip(0)]))  # two sentences, (n=2, Q=2, T=4)
+    best, per_query = best_queries(logits, tokens[[0, 0]])
+    assert best.tolist() == [1, 0] and per_query[0].tolist() == pytest.approx([0.3, 0.5])
 
 
 def test_detection_prompt_is_one_prompt_when_it_fits_and_splits_when_truncated(tiny_tokenize):

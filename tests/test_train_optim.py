@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from univlg.errors import CheckpointError
-from univlg.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from univlg.model.state_dict import load_model_state
+from univlg.train.checkpoint import load_checkpoint, save_checkpoint
 from univlg.train.optim import build_param_groups, warmup_cosine_factor
 
 

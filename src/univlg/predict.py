@@ -33,6 +33,7 @@ from univlg.data.spans import tokens_in_spans
 from univlg.errors import SceneError
 from univlg.eval.grounding import GroundingReport, evaluate_grounding
 from univlg.eval.instance_ap import ScenePrediction
+from univlg.model.grounding import eval_mode, mean_span_probability
 
 logger = logging.getLogger(__name__)
 
@@ -127,19 +128,6 @@ def detection_prompts(tokenize, class_names: Sequence[str]) -> list[tuple[str, l
     return prompts
 
 
-def class_token_scores(span_probs: torch.Tensor, class_tokens: torch.Tensor) -> torch.Tensor:
-    """Mean span probability of each query over each class's tokens.
-
-    Args:
-        span_probs: (Q, T) sigmoid of the span logits; class_tokens: (C, T) bool, the tokens of each class name.
-
-    Returns:
-        (Q, C) float; 0 for a class without tokens.
-    """
-    weights = class_tokens.to(span_probs.dtype)
-    return span_probs @ weights.T / weights.sum(dim=1).clamp_min(1)
-
-
 def detections_from_logits(
     class_scores: torch.Tensor, point_logits: torch.Tensor, class_ids: Sequence[int], top_k: int = DETECTION_TOP_K
 ) -> ScenePrediction:
@@ -191,9 +179,8 @@ def detection_logits(
         lifted_voxel_size=model.cfg.output.voxel_size,
     )
     prompts = detection_prompts(model.tokenize, class_names)
-    model.eval()
     scores, logits = [], []
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         visual = model.encode_visual(collate_visual([sample]).to(model.device))
         text = model.tokenize([p[0] for p in prompts]).to(model.device)
         index = torch.zeros(len(prompts), dtype=torch.long, device=model.device)
@@ -204,7 +191,8 @@ def detection_logits(
         for k, (_, indices, spans) in enumerate(prompts):
             tokens = np.stack([tokens_in_spans(offsets[k], [span]) & valid[k] for span in spans])
             full = probs.new_zeros(probs.shape[1], len(class_names))
-            full[:, indices] = class_token_scores(probs[k], torch.from_numpy(tokens).to(probs.device))
+            class_tokens = torch.from_numpy(tokens).to(probs.device)
+            full[:, indices] = mean_span_probability(probs[k][None], class_tokens).T  # (Q, classes of the prompt)
             scores.append(full)
             logits.append(point_logits[k])
     return torch.cat(scores).cpu(), torch.cat(logits).cpu()

@@ -33,8 +33,9 @@ from univlg.data.formats.scannet import read_color
 from univlg.data.noun_phrase import find_target_span
 from univlg.data.records import ImageReferral
 from univlg.data.scene_store import SceneStore
-from univlg.data.spans import image_referral_spans, tokens_in_spans
+from univlg.data.spans import image_referral_spans
 from univlg.errors import SceneError
+from univlg.model.grounding import best_queries, check_sentences, eval_mode, target_token_mask
 
 logger = logging.getLogger(__name__)
 
@@ -85,15 +86,6 @@ def unit_logits_to_pixels(
     return pixels[0, 0]
 
 
-def _target_tokens(text, spans: list[tuple[int, int]]) -> torch.Tensor:
-    """(n, T) bool: the tokens of each sentence's target span (all real tokens when the span has none)."""
-    rows = []
-    for offsets, valid, span in zip(text.offsets.cpu().numpy(), text.attention_mask.cpu().numpy(), spans, strict=True):
-        hit = tokens_in_spans(offsets, [span]) & valid
-        rows.append(hit if hit.any() else valid & (offsets[:, 1] > offsets[:, 0]))
-    return torch.from_numpy(np.stack(rows))
-
-
 def ground_image(
     model,
     rgb: np.ndarray,
@@ -109,6 +101,7 @@ def ground_image(
         rgb: (H0, W0, 3) uint8; spans: the target phrase's character span per sentence;
         point_map: optional camera-frame ((H0, W0, 3) float, (H0, W0) bool) to take the lifted path.
     """
+    sentences = check_sentences(sentences)
     sample = image_to_sample(
         rgb,
         model.patch_size,
@@ -119,19 +112,17 @@ def ground_image(
     valid = sample.pixel_valid[0]
     resized = (int(valid.any(1).sum()), int(valid.any(0).sum()))
     h, w = valid.shape[0] // model.patch_size, valid.shape[1] // model.patch_size
-    model.eval()
     out = []
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         visual = model.encode_visual(collate_visual([sample]).to(model.device))
         for start in range(0, len(sentences), batch_size):
-            chunk = list(sentences[start : start + batch_size])
+            chunk = sentences[start : start + batch_size]
             text = model.tokenize(chunk).to(model.device)
             index = torch.zeros(len(chunk), dtype=torch.long, device=model.device)
             preds = model.decode(visual, text, visual_index=index, with_boxes=False)
-            target = _target_tokens(text, list(spans[start : start + batch_size])).to(model.device)
-            probs = preds.span_logits[-1].sigmoid()  # (n, Q, T)
-            scores = (probs * target[:, None, :]).sum(-1) / target.sum(-1, keepdim=True).clamp_min(1)
-            best = scores.argmax(dim=1)
+            chunk_spans = list(spans[start : start + batch_size])
+            target = target_token_mask(text.offsets, text.attention_mask, chunk_spans).to(model.device)
+            best, scores = best_queries(preds.span_logits[-1], target)
             logits = preds.point_logits()[torch.arange(len(chunk)), best].cpu()  # (n, h * w)
             for i in range(len(chunk)):
                 pixels = unit_logits_to_pixels(logits[i].view(h, w), resized, rgb.shape[:2], model.patch_size, upsample)

@@ -5,15 +5,19 @@ the query with the highest mean span probability over the target span, report it
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from univlg.data.batch import collate_visual, scene_to_sample
 from univlg.data.noun_phrase import find_target_span
 from univlg.data.scene import Scene
 from univlg.data.spans import tokens_in_spans
+from univlg.geometry import boxes_from_masks
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +44,16 @@ class Grounding:
     points: np.ndarray
 
 
-def _target_tokens(offsets: torch.Tensor, valid: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
-    """(n, T) bool tokens overlapping each sentence's span; all real tokens where the span has none."""
+def target_token_mask(offsets: torch.Tensor, valid: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
+    """The tokens of each sentence's target span: (n, T) bool.
+
+    Args:
+        offsets: (n, T, 2) long token character ranges; valid: (n, T) bool real tokens; spans: n (start, end).
+
+    Returns:
+        the real tokens overlapping each span; all real (non-special) tokens where the span has none (e.g. it was
+        truncated away).
+    """
     rows = []
     for tokens, ok, span in zip(offsets.cpu().numpy(), valid.cpu().numpy(), spans, strict=True):
         hit = tokens_in_spans(tokens, [span]) & ok
@@ -51,13 +63,49 @@ def _target_tokens(offsets: torch.Tensor, valid: torch.Tensor, spans: list[tuple
     return torch.from_numpy(np.stack(rows))
 
 
-def _boxes(points: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """points: (P, 3); masks: (n, P) bool -> (n, 6) min/max boxes, NaN rows for empty masks."""
-    lows = np.where(masks[..., None], points[None], np.inf).min(axis=1)
-    highs = np.where(masks[..., None], points[None], -np.inf).max(axis=1)
-    boxes = np.concatenate([lows, highs], axis=1)
-    boxes[~masks.any(axis=1)] = np.nan
-    return boxes
+def mean_span_probability(span_probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Each query's mean span probability over a set of tokens (how queries are ranked for a phrase).
+
+    Args:
+        span_probs: (n, Q, T) float, the sigmoid of the last layer's span logits (n may be 1 and broadcast);
+        tokens: (n, T) bool, the tokens of the phrase of each row (a target span, or a class name).
+
+    Returns:
+        (n, Q) float; 0 for a row without tokens.
+    """
+    return (span_probs * tokens[:, None, :]).sum(-1) / tokens.sum(-1, keepdim=True).clamp_min(1)
+
+
+def best_queries(span_logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The query of each sentence with the highest :func:`mean_span_probability` over its target tokens.
+
+    Args:
+        span_logits: (n, Q, T) float, the last decoder layer's span logits; tokens: (n, T) bool.
+
+    Returns:
+        best: (n,) long query index; scores: (n, Q) float mean span probabilities.
+    """
+    scores = mean_span_probability(span_logits.sigmoid(), tokens)
+    return scores.argmax(dim=1), scores
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run the block with ``model`` in eval mode, then give every submodule back the mode it had."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def check_sentences(sentences) -> list[str]:
+    """``sentences`` as a list; TypeError for a single string (it would be read as one sentence per character)."""
+    if isinstance(sentences, str):
+        raise TypeError(f"sentences must be a list of strings, got the string {sentences[:60]!r}: pass [sentence]")
+    return list(sentences)
 
 
 def ground_sentences(
@@ -84,7 +132,7 @@ def ground_sentences(
     Returns:
         one :class:`Grounding` per sentence, in order.
     """
-    sentences = list(sentences)
+    sentences = check_sentences(sentences)
     spans = [None] * len(sentences) if spans is None else list(spans)
     if len(spans) != len(sentences):
         raise ValueError(f"{len(spans)} spans for {len(sentences)} sentences")
@@ -95,9 +143,8 @@ def ground_sentences(
         scene, model.patch_size, max_size=size, max_frames=max_frames, lifted_voxel_size=model.cfg.output.voxel_size
     )
     points = sample.points.numpy()
-    model.eval()
     results = []
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         visual = model.encode_visual(collate_visual([sample]).to(model.device))
         for start in range(0, len(sentences), batch_size):
             chunk = sentences[start : start + batch_size]
@@ -105,13 +152,11 @@ def ground_sentences(
             text = model.tokenize(chunk).to(model.device)
             index = torch.zeros(len(chunk), dtype=torch.long, device=model.device)
             preds = model.decode(visual, text, visual_index=index, with_boxes=False)
-            target = _target_tokens(text.offsets, text.attention_mask, chunk_spans).to(model.device)
-            probs = preds.span_logits[-1].sigmoid()  # (n, Q, T)
-            scores = (probs * target[:, None, :]).sum(-1) / target.sum(-1, keepdim=True).clamp_min(1)
-            best = scores.argmax(dim=1)
+            target = target_token_mask(text.offsets, text.attention_mask, chunk_spans).to(model.device)
+            best, scores = best_queries(preds.span_logits[-1], target)
             logits = preds.point_logits()[torch.arange(len(chunk)), best]  # (n, P)
             masks = (logits > 0).cpu().numpy()
-            boxes = _boxes(points, masks)
+            boxes = boxes_from_masks(torch.from_numpy(points), torch.from_numpy(masks)).numpy()
             for i, sentence in enumerate(chunk):
                 span = chunk_spans[i]
                 results.append(

@@ -10,8 +10,9 @@ trailing (1, 1). Tensors without a home are reported, never silently dropped:
   ``criterion.empty_weight``, the ImageNet mean/std buffers (constants here). The backbone 3D blocks are dead in
   the release but have a home in ``backbone_3d`` when it is enabled (they are zero-initialised, so loading
   their released values keeps the released output);
-- ``JINA``: the Jina-CLIP v1 text and vision towers (``mask_decoder.lang_encoder.text_encoder.*``); transformers
-  has no JinaBERT, so a later step maps them (only its ``text_projector`` is mapped now).
+- ``JINA``: the Jina-CLIP v1 text and vision towers (``mask_decoder.lang_encoder.text_encoder.*``). They are not
+  mapped: transformers has no JinaBERT, and our text encoder is a BERT-style one (docs/model.md); only the
+  ``text_projector`` on top of Jina is mapped, and it fits a 768-d text encoder.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from dataclasses import dataclass, field
 import torch
 
 from univlg.errors import CheckpointError
+from univlg.model.state_dict import load_model_state
 
 DINO = "visual_backbone.backbone.dinov2.inner."
 JINA = "mask_decoder.lang_encoder.text_encoder."
+TEXT_BACKBONE = "text_encoder.backbone."  # ours: the frozen text encoder, loaded from its own folder
 DEAD = (
     "visual_backbone.pixel_decoder.cross_view_attn.0.",
     "visual_backbone.pixel_decoder.cross_view_attn.1.",
@@ -143,7 +146,7 @@ def _convert(value: torch.Tensor, count: int) -> list[torch.Tensor]:
 @dataclass
 class OfficialConversion:
     """Result of :func:`convert_official_state_dict`: ``state`` (our names), and the official names that were
-    ``dead`` (documented no-effect modules), ``jina`` (the text encoder, mapped later) or ``unknown``."""
+    ``dead`` (documented no-effect modules), ``jina`` (the Jina-CLIP towers, not mapped) or ``unknown``."""
 
     state: dict[str, torch.Tensor] = field(default_factory=dict)
     dead: list[str] = field(default_factory=list)
@@ -198,7 +201,7 @@ def load_official_weights(model: torch.nn.Module, official: dict[str, torch.Tens
     """Load a released state dict into ``model`` (a ``paper``-shaped UniVLG); returns the conversion report.
 
     Every converted tensor must exist in the model with the same shape, and every model tensor outside the text
-    encoder backbone must be provided.
+    encoder backbone must be provided (:func:`~univlg.model.state_dict.load_model_state`).
 
     Raises:
         CheckpointError: unknown official tensors, shape mismatches, or model tensors left without a value.
@@ -210,12 +213,6 @@ def load_official_weights(model: torch.nn.Module, official: dict[str, torch.Tens
         raise CheckpointError(
             f"official checkpoint: unknown tensors {conversion.unknown[:5]} ({len(conversion.unknown)})"
         )
-    bad = [k for k, v in conversion.state.items() if k not in ours or ours[k].shape != v.shape]
-    if bad:
-        detail = [(k, tuple(conversion.state[k].shape), tuple(ours[k].shape) if k in ours else None) for k in bad[:5]]
-        raise CheckpointError(f"official checkpoint does not fit the model: {detail} ({len(bad)})")
-    missing = [k for k in ours if k not in conversion.state and not k.startswith("text_encoder.backbone.")]
-    if missing:
-        raise CheckpointError(f"official checkpoint lacks {missing[:5]} ({len(missing)})")
-    model.load_state_dict({k: v.to(ours[k].dtype) for k, v in conversion.state.items()}, strict=False)
+    state = {k: v.to(ours[k].dtype) if k in ours else v for k, v in conversion.state.items()}
+    load_model_state(model, state, "official checkpoint", ignore_prefixes=(TEXT_BACKBONE,))
     return conversion

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -17,7 +18,8 @@ from torch import nn
 
 from univlg.config import ModelConfig, from_dict, to_dict
 from univlg.data.batch import Batch, TextBatch, VisualBatch, tokenize
-from univlg.errors import CheckpointError, ConfigError
+from univlg.data.formats.fields import read_json
+from univlg.errors import CheckpointError, ConfigError, FormatError
 from univlg.geometry.boxes import boxes_from_masks, soft_boxes_from_masks
 from univlg.model.cross_view import Backbone3D, build_backbone_3d
 from univlg.model.grounding import Grounding, ground_sentences
@@ -26,6 +28,7 @@ from univlg.model.lifting import Units, build_units, make_patch_cloud, patch_cen
 from univlg.model.mask_decoder import MaskDecoder, build_mask_decoder
 from univlg.model.pixel_decoder import PixelDecoder, build_pixel_decoder
 from univlg.model.predictions import Predictions, VisualFeatures
+from univlg.model.state_dict import load_model_state
 from univlg.model.text_encoder import TextEncoder, build_text_encoder, load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -193,7 +196,11 @@ class UniVLG(nn.Module):
         return tuple(prefixes)
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (without frozen pretrained encoders) to ``folder``."""
+        """Write ``config.json`` and ``model.safetensors`` (without frozen pretrained encoders) to ``folder``.
+
+        Relative encoder folders (relative to the working directory) are written relative to ``folder``, which is
+        how :meth:`from_pretrained` reads them; absolute ones are kept.
+        """
         from safetensors.torch import save_file
 
         folder = Path(folder)
@@ -201,15 +208,23 @@ class UniVLG(nn.Module):
         skip = self._unsaved_prefixes()
         state = {k: t.detach().contiguous().cpu() for k, t in self.state_dict().items() if not k.startswith(skip)}
         save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt", "library": "univlg"})
-        (folder / CONFIG_FILE).write_text(json.dumps(to_dict(self.cfg), indent=2))
+        config = to_dict(self.cfg)
+        for encoder in ("image_encoder", "text_encoder"):
+            path = config[encoder]["path"]
+            if path is not None and not Path(path).is_absolute():
+                config[encoder]["path"] = os.path.relpath(path, folder)  # both relative to the working directory
+        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         return folder
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> UniVLG:
-        """Build the model from ``folder/config.json`` and load ``folder/model.safetensors``.
+        """Build the model from ``folder/config.json`` and load ``folder/model.safetensors``; in eval mode.
+
+        Relative encoder folders in the config are resolved against ``folder`` (not the working directory).
 
         Raises:
-            CheckpointError: a file is missing or unreadable, or the weights do not fit the config.
+            CheckpointError: a file is missing or unreadable, or the weights do not fit the config (the message
+            lists missing, unexpected and mis-shaped tensors).
         """
         from safetensors.torch import load_file
 
@@ -221,23 +236,19 @@ class UniVLG(nn.Module):
                     f"{path}: not found (a UniVLG checkpoint folder has {CONFIG_FILE} and {WEIGHTS_FILE})"
                 )
         try:
-            cfg = from_dict(ModelConfig, json.loads(config_path.read_text()), where=str(config_path))
-        except (json.JSONDecodeError, ConfigError) as error:
+            cfg = from_dict(ModelConfig, read_json(config_path), where=str(config_path))
+        except (FormatError, ConfigError) as error:
             raise CheckpointError(f"{config_path}: {error}") from error
+        for encoder in (cfg.image_encoder, cfg.text_encoder):
+            if encoder.path is not None and not Path(encoder.path).is_absolute():
+                encoder.path = str(folder / encoder.path)
         model = build_model(cfg)
         try:
             state = load_file(str(weights_path), device=str(map_location))
         except Exception as error:  # safetensors raises its own error types for corrupt files
             raise CheckpointError(f"{weights_path}: cannot read: {error}") from error
-        skip = model._unsaved_prefixes()
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.startswith(skip)]
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{weights_path}: does not fit {config_path}: missing {missing[:5]} ({len(missing)}), "
-                f"unexpected {unexpected[:5]} ({len(unexpected)})"
-            )
-        return model.to(map_location)
+        load_model_state(model, state, f"{weights_path} (config {config_path})", model._unsaved_prefixes())
+        return model.to(map_location).eval()
 
 
 def build_model(cfg: ModelConfig) -> UniVLG:

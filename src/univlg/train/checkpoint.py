@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from univlg.errors import CheckpointError
 
@@ -46,22 +45,3 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION or "model" not in state:
         raise CheckpointError(f"{path}: not a univlg training checkpoint (format version {FORMAT_VERSION} expected)")
     return state
-
-
-def load_model_state(model: nn.Module, state_dict: dict, source: str) -> None:
-    """Load ``state_dict`` strictly; CheckpointError listing missing, unexpected and mis-shaped tensors."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    shapes = sorted(
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in state_dict.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    )
-    if missing or unexpected or shapes:
-        parts = []
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
-            if items:
-                parts.append(f"{label} ({len(items)}): {items[:5]}{' ...' if len(items) > 5 else ''}")
-        raise CheckpointError(f"{source}: checkpoint does not fit the model: " + "; ".join(parts))
-    model.load_state_dict(state_dict)

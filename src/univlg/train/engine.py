@@ -27,10 +27,11 @@ from univlg.data.records import Referral
 from univlg.data.scene_store import SceneStore
 from univlg.errors import ConfigError
 from univlg.model.predictions import Predictions, unit_targets
+from univlg.model.state_dict import load_model_state
 from univlg.model.univlg import UniVLG, build_model
 from univlg.predict import predict_referrals, score_referrals
 from univlg.train import distributed
-from univlg.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from univlg.train.checkpoint import load_checkpoint, save_checkpoint
 from univlg.train.config import LossConfig, TrainConfig
 from univlg.train.data_stream import BatchStream, SceneStores, build_source
 from univlg.train.losses import LossWeights, SetCriterion
