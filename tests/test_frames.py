@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from univlg.data.frames import object_visibility, select_relevant_frames, select_window, uniform_frames
+from univlg.data.frames import object_visibility, select_relevant_frames, uniform_frames
 
 K = np.array([[10.0, 0.0, 4.5], [0.0, 10.0, 4.5], [0.0, 0.0, 1.0]])
 
@@ -46,10 +46,3 @@ def test_few_frames_are_all_kept():
     assert select_relevant_frames(8, np.random.default_rng(0), np.ones(5)).tolist() == [0, 1, 2, 3, 4]
     assert uniform_frames(5, 8).tolist() == [0, 1, 2, 3, 4]
     assert uniform_frames(9, 3).tolist() == [0, 4, 8]
-
-
-def test_window_has_distinct_frames_with_constant_stride():
-    rng = np.random.default_rng(2)
-    for total in (16, 20, 45, 100):
-        picked = select_window(15, total, rng)
-        assert len(set(picked.tolist())) == 15

@@ -168,6 +168,10 @@ def test_scannet_layout_with_mesh_and_labels(tmp_path):
     np.testing.assert_allclose(scene.points.xyz, xyz, atol=1e-6)
     np.testing.assert_allclose(scene.axis_align, align, atol=1e-6)
     assert scene.object_mask(9).sum() == 4
+    frames_only = load_scene(root, load_points=False)  # the mesh is not read
+    assert frames_only.points is None and frames_only.objects == {}
+    assert frames_only.frames.names == scene.frames.names and frames_only.scene_id == "scene0001_00"
+    np.testing.assert_allclose(frames_only.axis_align, align, atol=1e-6)
 
 
 def test_nonfinite_pose_is_kept_and_flagged(tmp_path):

@@ -38,9 +38,10 @@ def test_param_groups_by_module_prefix_and_no_decay_on_norms():
 def test_warmup_cosine_schedule():
     assert warmup_cosine_factor(0, 100, 10, 0.001) == pytest.approx(0.001)
     assert warmup_cosine_factor(5, 100, 10, 0.001) == pytest.approx(0.5005)
-    assert warmup_cosine_factor(10, 100, 10) == pytest.approx(1.0)
-    assert warmup_cosine_factor(55, 100, 10) == pytest.approx(0.5)
-    assert warmup_cosine_factor(100, 100, 10) == pytest.approx(0.0, abs=1e-12)
+    assert warmup_cosine_factor(10, 100, 10, 0.001) == pytest.approx(1.0)
+    assert warmup_cosine_factor(55, 100, 10, 0.001) == pytest.approx(0.5)
+    assert warmup_cosine_factor(100, 100, 10, 0.001) == pytest.approx(0.0, abs=1e-12)
+    assert warmup_cosine_factor(0, 100, 10, 1.0) == 1.0  # the paper's factor: no effective warm-up
 
 
 def test_checkpoint_roundtrip_is_atomic(tmp_path):

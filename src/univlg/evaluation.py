@@ -32,8 +32,8 @@ from univlg.predict_images import predict_image_referrals
 logger = logging.getLogger(__name__)
 
 ANSWER_NOTE = (
-    "answer metrics (EM, EM-R, BLEU, METEOR, ROUGE-L, CIDEr) need an answer-generation head, which this model "
-    "does not have yet; they are not reported"
+    "answer metrics (EM, EM-R, BLEU, METEOR, ROUGE-L, CIDEr) need an answer-generation head, which this library "
+    "does not implement; they are not reported"
 )
 
 

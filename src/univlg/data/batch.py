@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from univlg.data.frames import uniform_frames
 from univlg.data.scene import Scene
 from univlg.data.spans import lower_preserving_offsets
 from univlg.errors import SceneError
@@ -180,15 +181,14 @@ def scene_to_sample(
     max_frames: int | None = None,
     max_depth: float | None = 15.0,
     lifted_voxel_size: float = 0.02,
-    use_scene_points: bool = True,
 ) -> VisualSample:
     """Posed RGB-D frames (and the scene's point set) as a model sample, in the scene's own coordinates.
 
     Frames whose pose is not finite are dropped (they cannot be lifted); with more than ``max_frames`` left, a
     uniform subset is kept. Frames are resized to ``image_size`` (H, W) or so that the longer side is at most
     ``max_size`` (RGB bilinear, depth nearest, intrinsics rescaled), then padded to multiples of ``patch_size``.
-    Output points are the scene's points (with segment ids) when it has them and ``use_scene_points``, otherwise
-    the lifted sensor cloud: every valid depth pixel (after resizing), averaged in ``lifted_voxel_size`` voxels.
+    Output points are the scene's points (with segment ids) when it has them, otherwise the lifted sensor cloud:
+    every valid depth pixel (after resizing), averaged in ``lifted_voxel_size`` voxels.
 
     Raises:
         SceneError: no frame has a finite pose.
@@ -197,8 +197,8 @@ def scene_to_sample(
     keep = np.flatnonzero(frames.valid_pose)
     if keep.size == 0:
         raise SceneError(f"scene {scene.scene_id}: no frame has a finite camera pose")
-    if max_frames is not None and keep.size > max_frames:
-        keep = keep[np.linspace(0, keep.size - 1, max_frames).round().astype(np.int64)]
+    if max_frames is not None:
+        keep = keep[uniform_frames(keep.size, max_frames)]
     height, width = frames.image_size
     size = _target_size(height, width, image_size, max_size)
     images, depth, pixel_valid = _resize_and_pad(
@@ -209,7 +209,7 @@ def scene_to_sample(
     point_maps, point_valid = unproject_depth(depth, intrinsics, poses, max_depth=max_depth)
     point_valid &= pixel_valid
     points = segments = None
-    if use_scene_points and scene.points is not None:
+    if scene.points is not None:
         points = torch.from_numpy(scene.points.xyz.astype(np.float32))
         if scene.points.segment_ids is not None:
             segments = torch.from_numpy(scene.points.segment_ids.astype(np.int64))

@@ -29,6 +29,7 @@ from univlg.data.records import CharSpan, ImageReferral, Referral
 from univlg.data.scene import PointCloud, Scene
 from univlg.data.scene_store import SceneStore
 from univlg.data.spans import image_referral_spans
+from univlg.geometry import boxes_from_masks
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +43,15 @@ class SampleOptions:
     num_frames: views per sample; max_size: longer image side in pixels (None keeps the stored size);
     max_points: output points kept (random subset); subset_distance: a scene point is kept when some chosen view
     sees it, i.e. its depth agrees with the sensor depth within this distance (the paper's visible-mesh subset,
-    by projection instead of a nearest-neighbour test); min_object_points: an
-    object with fewer visible points is not a target; augment: random 3D affine map (reference 3.8);
-    lift_probability: chance that a 2D image with a known point map goes through the 3D path.
+    by projection instead of a nearest-neighbour test); min_object_points: an object with fewer visible points is
+    not a target; augment: random 3D affine map (reference 3.8); max_depth: depth beyond this many metres is
+    invalid (never lifted). Training takes the first five from :class:`~univlg.train.config.DataConfig`, whose
+    defaults are these.
     """
 
     num_frames: int = 8
     max_size: int | None = None
-    max_points: int = 40000
+    max_points: int = 20000
     subset_distance: float = 0.05
     min_object_points: int = 10
     augment: bool = True
@@ -72,12 +74,6 @@ class TrainingSample:
 
 def _rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
-
-
-def _object_boxes(xyz: np.ndarray, masks: np.ndarray) -> torch.Tensor:
-    """xyz: (P, 3); masks: (G, P) bool, none empty -> (G, 6) min/max boxes."""
-    boxes = [np.concatenate([xyz[m].min(axis=0), xyz[m].max(axis=0)]) for m in masks]
-    return torch.from_numpy(np.stack(boxes).astype(np.float32)) if boxes else torch.zeros(0, 6)
 
 
 def visible_subset(scene: Scene, options: SampleOptions, rng: np.random.Generator) -> np.ndarray:
@@ -169,7 +165,7 @@ class SceneSampler:
             text=text,
             spans=[s for s, p in zip(spans, present, strict=True) if p],
             point_masks=torch.from_numpy(masks),
-            boxes=_object_boxes(view_scene.points.xyz, masks),
+            boxes=boxes_from_masks(torch.from_numpy(view_scene.points.xyz.astype(np.float32)), torch.from_numpy(masks)),
             info={**info, "object_ids": [o for o, p in zip(object_ids, present, strict=True) if p]},
         )
 

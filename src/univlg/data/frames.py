@@ -1,10 +1,12 @@
-"""Choosing which frames of a scene a training sample sees (UniVLG reference 3.7).
+"""Choosing which frames of a scene a sample sees (UniVLG reference 3.7).
 
-Referential samples take a few frames *relevant* to the sentence and fill the rest by farthest point sampling, so
-the views both show the objects talked about and cover the room. Relevance comes from what is available: how much
-of the target and anchor objects each frame shows (computed from the labelled points with
-:func:`object_visibility`), or text-image embedding similarity (the official CLIP recipe). Without either, frames
-are drawn at random. Non-referential samples take a random window with a random stride.
+Every 3D training sample, referral and detection alike (:class:`~univlg.data.datasets.SceneSampler`), takes its
+views with :func:`select_relevant_frames`: a few frames *relevant* to the objects the text talks about, drawn with
+probability proportional to how many of their points each frame sees (:func:`object_visibility`, a depth-tested
+projection of the target and anchors, or of every instance of the prompt's classes), and the rest by farthest
+point sampling over the camera positions, so that the views both show the objects and cover the room. (The
+official recipe ranks frames by CLIP text-image similarity; the function takes any per-frame relevance and
+embeddings.) Inference takes an evenly spread subset, :func:`uniform_frames`.
 """
 
 from __future__ import annotations
@@ -102,15 +104,6 @@ def select_relevant_frames(
     rest = np.setdiff1d(np.arange(total), chosen)
     fill = rng.choice(rest, size=num_frames - len(chosen), replace=False) if len(chosen) < num_frames else []
     return np.sort(np.concatenate([np.asarray(chosen, dtype=np.int64), np.asarray(fill, dtype=np.int64)]))
-
-
-def select_window(num_frames: int, total: int, rng: np.random.Generator, max_stride: int = 4) -> np.ndarray:
-    """A random window of ``num_frames`` frames with a random constant stride in 1..max_stride, wrapping around."""
-    if total <= num_frames:
-        return np.arange(total)
-    stride = int(rng.integers(1, max(1, min(max_stride, total // num_frames)) + 1))
-    start = int(rng.integers(total))
-    return np.sort((start + stride * np.arange(num_frames)) % total)
 
 
 def uniform_frames(total: int, max_frames: int) -> np.ndarray:

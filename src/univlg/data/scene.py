@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from univlg.data.formats import scannet
+from univlg.data.frames import uniform_frames
 from univlg.errors import SceneError
 from univlg.geometry.camera import resize_intrinsics
 
@@ -229,10 +230,9 @@ def _match_frames(frames_root: Path, strict: bool) -> tuple[list[str], dict[str,
 
 
 def _select_frames(names: list[str], max_frames: int | None) -> list[str]:
-    if max_frames is None or len(names) <= max_frames:
+    if max_frames is None:
         return names
-    picks = np.linspace(0, len(names) - 1, max_frames).round().astype(int)
-    return [names[i] for i in picks]
+    return [names[i] for i in uniform_frames(len(names), max_frames)]
 
 
 def _read_depth_file(file: Path, depth_scale: float) -> np.ndarray:

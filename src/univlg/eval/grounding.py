@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from univlg.geometry import box_iou_3d
+from univlg.geometry import box_iou_3d, boxes_from_masks
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +39,15 @@ def _numpy(value) -> np.ndarray:
 
 
 def mask_box(xyz, mask) -> np.ndarray:
-    """Axis-aligned box of the masked points: xyz (P, 3), mask (P,) bool -> (6,) float32 (xmin..zmax); NaN if empty."""
-    points = _numpy(xyz).astype(np.float32, copy=False)
-    inside = _numpy(mask).astype(bool, copy=False)
+    """Axis-aligned box of the masked points: xyz (P, 3), mask (P,) bool -> (6,) float32 (xmin..zmax); NaN if empty.
+
+    The points are cast to float32 first (the protocol's precision), then :func:`~univlg.geometry.boxes_from_masks`.
+    """
+    points = torch.from_numpy(np.ascontiguousarray(_numpy(xyz), dtype=np.float32))
+    inside = torch.from_numpy(np.ascontiguousarray(_numpy(mask), dtype=bool))
     if inside.shape != points.shape[:1]:
-        raise ValueError(f"mask {inside.shape} does not match points {points.shape}")
-    chosen = points[inside]
-    if not len(chosen):
-        return np.full(6, np.nan, dtype=np.float32)
-    return np.concatenate([chosen.min(axis=0), chosen.max(axis=0)])
+        raise ValueError(f"mask {tuple(inside.shape)} does not match points {tuple(points.shape)}")
+    return boxes_from_masks(points, inside[None])[0].numpy()
 
 
 def box_iou(box_a: np.ndarray, box_b: np.ndarray) -> float:

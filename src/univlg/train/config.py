@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from univlg.config import MODEL_PRESETS, ModelConfig, apply_overrides, from_dict, read_yaml, to_dict
+from univlg.data.datasets import SampleOptions
 from univlg.errors import ConfigError
 
 SOURCE_KINDS = ("referral", "detection", "image_referral")
@@ -42,11 +43,11 @@ class DataConfig:
     val_annotations: str = ""
     val_max_referrals: int = 400
     detection_classes: list[str] = field(default_factory=list)
-    num_frames: int = 8
-    max_size: int | None = None
-    max_points: int = 20000
-    subset_distance: float = 0.05
-    augment: bool = True
+    num_frames: int = SampleOptions.num_frames
+    max_size: int | None = SampleOptions.max_size
+    max_points: int = SampleOptions.max_points
+    subset_distance: float = SampleOptions.subset_distance
+    augment: bool = SampleOptions.augment
     lift_probability: float = 0.5
     prob_2d: float = 0.5
     scene_cache: int = 64

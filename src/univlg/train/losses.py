@@ -1,8 +1,9 @@
-"""The set criterion (UniVLG reference 3.3-3.4): span focal loss, mask BCE + dice, box L1 + GIoU, answer CE.
+"""The set criterion (UniVLG reference 3.3-3.4): span focal loss, mask BCE + dice, box L1 + GIoU.
 
 Every decoder layer's predictions are matched afresh by the injected :class:`HungarianMatcher` and supervised
 with the same weights (deep supervision). Mask and box losses are divided by the number of ground-truth objects
 and the span loss by the number of positive tokens, both averaged over processes when training is distributed.
+The paper's answer cross-entropy belongs to its generation head, which this library does not implement.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from univlg.geometry.boxes import box_corners_to_center, generalized_box_iou_3d
+from univlg.train.config import LossConfig
 from univlg.train.matcher import HungarianMatcher
 from univlg.train.targets import SampleTargets
 
@@ -23,14 +25,13 @@ BOX_LOSS_MODES = ("soft", "match_only")
 
 @dataclass
 class LossWeights:
-    """Weights of the loss terms (reference 3.3 defaults)."""
+    """Weights of the loss terms; the defaults are :class:`~univlg.train.config.LossConfig`'s (reference 3.3)."""
 
-    span: float = 2.0
-    mask: float = 15.0
-    dice: float = 6.0
-    bbox: float = 3.0
-    giou: float = 3.0
-    answer: float = 5.0
+    span: float = LossConfig.span
+    mask: float = LossConfig.mask
+    dice: float = LossConfig.dice
+    bbox: float = LossConfig.bbox
+    giou: float = LossConfig.giou
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
@@ -73,8 +74,6 @@ class SetCriterion(nn.Module):
         matcher: HungarianMatcher,
         weights: LossWeights | None = None,
         box_loss: str = "soft",
-        focal_alpha: float = 0.25,
-        focal_gamma: float = 2.0,
     ):
         super().__init__()
         if box_loss not in BOX_LOSS_MODES:
@@ -82,8 +81,6 @@ class SetCriterion(nn.Module):
         self.matcher = matcher
         self.weights = weights or LossWeights()
         self.box_loss = box_loss
-        self.focal_alpha = focal_alpha
-        self.focal_gamma = focal_gamma
 
     def forward(
         self,
@@ -94,14 +91,11 @@ class SetCriterion(nn.Module):
         targets: list[SampleTargets],
         boxes: torch.Tensor | None = None,
         soft_boxes: torch.Tensor | None = None,
-        answer_logits: torch.Tensor | None = None,
-        answer_labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Weighted losses per layer (``loss_<term>_<layer>``) and their sum under ``loss``.
 
         span_logits: (L, B, Q, T); text_valid: (B, T) bool; mask_logits: (L, B, Q, P); point_valid: (B, P) bool;
-        targets: B :class:`SampleTargets`; boxes / soft_boxes: (L, B, Q, 6) hard / differentiable corner boxes;
-        answer_logits: (L, B, A, V) with answer_labels (B, A), -100 = ignored.
+        targets: B :class:`SampleTargets`; boxes / soft_boxes: (L, B, Q, 6) hard / differentiable corner boxes.
         """
         device = span_logits.device
         num_objects = _global_mean_count(sum(len(t) for t in targets), device)
@@ -122,10 +116,6 @@ class SetCriterion(nn.Module):
                 num_objects,
                 num_tokens,
             )
-            if answer_logits is not None and answer_labels is not None:
-                terms["answer"] = F.cross_entropy(
-                    answer_logits[layer].flatten(0, 1).float(), answer_labels.flatten(), ignore_index=-100
-                )
             for name, value in terms.items():
                 losses[f"loss_{name}_{layer}"] = getattr(self.weights, name) * value
         losses["loss"] = torch.stack(list(losses.values())).sum()
@@ -154,7 +144,7 @@ class SetCriterion(nn.Module):
             queries, objects = self.matcher.match(span_logits[b], logits_b, valid_target, sample_boxes)
             span_target = torch.zeros_like(span_logits[b], dtype=torch.float32)
             span_target[queries] = (target.positive_map[objects] > 0).float()
-            focal = sigmoid_focal_loss(span_logits[b].float(), span_target, self.focal_alpha, self.focal_gamma)
+            focal = sigmoid_focal_loss(span_logits[b].float(), span_target)
             span_loss = span_loss + focal[:, text_valid[b]].sum() / num_tokens
             if len(queries) == 0:
                 continue

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from univlg.geometry.boxes import box_corners_to_center, generalized_box_iou_3d
+from univlg.train.config import LossConfig
 from univlg.train.targets import SampleTargets
 
 INVALID_COST = 1e6  # stands in for NaN/inf box costs (an empty predicted mask has no box)
@@ -37,15 +38,16 @@ def mask_dice_cost(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 class HungarianMatcher:
-    """One-to-one assignment of queries to objects minimising the weighted cost above."""
+    """One-to-one assignment of queries to objects minimising the weighted cost above (default weights:
+    :class:`~univlg.train.config.LossConfig`'s)."""
 
     def __init__(
         self,
-        cost_class: float = 2.0,
-        cost_mask: float = 0.2,
-        cost_dice: float = 0.2,
-        cost_bbox: float = 0.1,
-        cost_giou: float = 0.1,
+        cost_class: float = LossConfig.match_class,
+        cost_mask: float = LossConfig.match_mask,
+        cost_dice: float = LossConfig.match_dice,
+        cost_bbox: float = LossConfig.match_bbox,
+        cost_giou: float = LossConfig.match_giou,
     ):
         self.cost_class = cost_class
         self.cost_mask = cost_mask

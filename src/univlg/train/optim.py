@@ -53,7 +53,7 @@ def build_param_groups(
     return list(groups.values())
 
 
-def warmup_cosine_factor(step: int, total_steps: int, warmup_steps: int, warmup_factor: float = 0.001) -> float:
+def warmup_cosine_factor(step: int, total_steps: int, warmup_steps: int, warmup_factor: float) -> float:
     """Learning-rate factor at ``step``: linear warm-up from ``warmup_factor`` to 1, then cosine decay to 0."""
     if step < warmup_steps:
         alpha = step / max(warmup_steps, 1)
@@ -68,7 +68,7 @@ def build_optimizer(model: nn.Module, base_lr: float, weight_decay: float, lr_mu
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, warmup_factor: float = 0.001
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, warmup_factor: float
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-step scheduler applying :func:`warmup_cosine_factor` to every group's learning rate."""
     return torch.optim.lr_scheduler.LambdaLR(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from univlg.data.frames import uniform_frames
 from univlg.data.scene import Frames, Scene
 from univlg.errors import SceneError
 from univlg.geometry import knn, unproject_depth
@@ -34,8 +35,7 @@ def sensor_cloud(frames: Frames, max_frames: int = 60, max_points: int = 1_000_0
         colors: (N, 3) uint8, the colour of each point's pixel.
     """
     keep = np.flatnonzero(frames.valid_pose)
-    if keep.size > max_frames:
-        keep = keep[np.linspace(0, keep.size - 1, max_frames).round().astype(np.int64)]
+    keep = keep[uniform_frames(keep.size, max_frames)]
     if keep.size == 0:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
     height, width = frames.image_size
