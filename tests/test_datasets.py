@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from univlg.data.augment import random_scene_affine, transform_scene
+from univlg.data.augment import random_scene_affine
 from univlg.data.collate import collate_training
 from univlg.data.datasets import (
     DetectionDataset,
@@ -83,7 +83,7 @@ def test_transform_scene_moves_poses_and_points(store):
     scene = store.get(sorted(p.name for p in store.root.iterdir())[0])
     matrix = np.eye(4)
     matrix[:3, 3] = [1.0, -2.0, 0.5]
-    moved = transform_scene(scene, matrix)
+    moved = scene.transformed(matrix)
     np.testing.assert_allclose(moved.points.xyz, scene.points.xyz + [1.0, -2.0, 0.5], atol=1e-5)
     np.testing.assert_allclose(moved.frames.cam_to_world[0][:3, 3], scene.frames.cam_to_world[0][:3, 3] + [1, -2, 0.5])
 

@@ -278,3 +278,20 @@ def test_real_scene_sr3d_and_nr3d_rows_score_one_with_gt_masks_and_follow_the_fi
     assert nr3d["counts"] == {"rows": 14, "dropped_mentions_target_class_false": 1, "referrals": 13, "scenes": 1}
     assert nr3d["metrics"]["grounding"]["overall"]["acc@0.5"] == 1.0
     assert sum(g["count"] for g in nr3d["metrics"]["grounding"]["difficulty"].values()) == 13
+
+
+def test_synthetic_class_table_rows_are_checked_and_named(tmp_path):
+    from univlg.benchmark_data import instance_classes
+    from univlg.errors import FormatError
+
+    rows = [{"id": 1, "name": "table", "kind": "object"}, {"id": 9, "name": "wall", "kind": "structure"}]
+    (tmp_path / "manifest.json").write_text(json.dumps({"classes": rows}))
+    classes = instance_classes(tmp_path, None)
+    assert classes.names == ("table",) and classes.ids == (1,) and classes.id_of_label("wall") == 0
+    rows.append({"id": "seven", "name": "chair", "kind": "object"})
+    (tmp_path / "manifest.json").write_text(json.dumps({"classes": rows}))
+    with pytest.raises(FormatError, match=r"manifest.json: classes item 2: field 'id': expected an integer"):
+        instance_classes(tmp_path, None)
+    (tmp_path / "manifest.json").write_text('{"classes": [')
+    with pytest.raises(FormatError, match=r"manifest.json: line 1: invalid JSON"):
+        instance_classes(tmp_path, None)

@@ -190,6 +190,17 @@ def _error(root, **kwargs) -> str:
     return str(info.value)
 
 
+def test_axis_alignment_must_be_an_affine_matrix(tmp_path):
+    root = write_generic_scene(tmp_path / "scene0005_00")
+    scannet.write_mesh_ply(root / "scene0005_00_vh_clean_2.ply", np.zeros((4, 3)), np.zeros((4, 3), np.uint8))
+    bad = np.eye(4)
+    bad[3] = [0.0, 0.0, 0.5, 1.0]  # not an affine map
+    scannet.write_scene_meta(root / "scene0005_00.txt", bad)
+    assert "axisAlignment: field 'matrix': last row must be [0, 0, 0, 1]" in _error(root)
+    (root / "scene0005_00.txt").write_text("axisAlignment = 1 0 0\n")
+    assert "expected 16 numbers" in _error(root)
+
+
 def test_missing_scene_folder(tmp_path):
     assert "scene folder not found" in _error(tmp_path / "nope")
 
@@ -259,4 +270,4 @@ def test_corrupted_aggregation(tmp_path):
     (root / "scene0004_00.aggregation.json").write_text(json.dumps({"segGroups": [{"objectId": 1}]}))
     assert "segGroups[0]" in _error(root)
     (root / "scene0004_00.aggregation.json").write_text("{not json")
-    assert "not valid JSON" in _error(root)
+    assert "line 1: invalid JSON" in _error(root)

@@ -23,13 +23,13 @@ NR3D keeps every other row (the official ``correct_guess`` filter never runs).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from univlg.data.formats.fields import Where, as_int, as_str, read_json, require
 from univlg.data.formats.mask3d import instance_gt_ids
 from univlg.data.formats.refcoco import read_refcoco
 from univlg.data.formats.referit3d import read_referit3d_csv
@@ -239,10 +239,17 @@ def instance_classes(root: Path, labels_path: Path | None) -> InstanceClasses:
     ScanNet200 instance classes with raw labels mapped through the labels tsv (``labels_path``)."""
     manifest = root / "manifest.json"
     if manifest.is_file():
-        table = json.loads(manifest.read_text()).get("classes")
+        table = read_json(manifest)
+        table = table.get("classes") if isinstance(table, dict) else None
         if not isinstance(table, list):
             raise FormatError(f"{manifest}: field 'classes': expected a list of {{id, name, kind}}")
-        objects = {str(c["name"]): int(c["id"]) for c in table if c.get("kind") == "object"}
+        objects = {}
+        for index, row in enumerate(table):
+            where = Where(manifest, "classes item", index)
+            if as_str(require(row, "kind", where), where, "kind") == "object":
+                objects[as_str(require(row, "name", where), where, "name")] = as_int(
+                    require(row, "id", where), where, "id"
+                )
         return InstanceClasses(tuple(objects), tuple(objects.values()), {}, lambda label: objects.get(label, 0))
     if labels_path is None or not labels_path.is_file():
         raise FormatError(f"{labels_path}: ScanNet labels tsv not found (it maps raw labels to ScanNet200 classes); "

@@ -3,16 +3,13 @@
 The map x' = S R (x - c) + c + t rotates about the vertical axis through the points' centre c by a multiple of 90
 degrees, scales each axis by U(0.9, 1.1) and translates by t drawn per axis from U(-e, e) with e half the extent
 of the centred points. It is applied to the camera poses (so lifted depth lands where the transformed points are)
-and to the labelled points alike, which keeps every geometric relation of the sentence true.
+and to the labelled points alike (:meth:`~univlg.data.scene.Scene.transformed`), which keeps every geometric
+relation of the sentence true.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
-
-from univlg.data.scene import Scene
 
 
 def random_scene_affine(
@@ -37,10 +34,3 @@ def random_scene_affine(
     matrix[:3, :3] = linear
     matrix[:3, 3] = centre - linear @ centre + shift
     return matrix
-
-
-def transform_scene(scene: Scene, matrix: np.ndarray) -> Scene:
-    """``scene`` with poses and points mapped by the (4, 4) affine ``matrix`` (x' = M @ [x, 1])."""
-    poses = (matrix @ scene.frames.cam_to_world.astype(np.float64)).astype(np.float32)
-    points = scene.points.transformed(matrix) if scene.points is not None else None
-    return replace(scene, frames=replace(scene.frames, cam_to_world=poses), points=points)

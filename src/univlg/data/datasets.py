@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from univlg.data.augment import random_scene_affine, transform_scene
+from univlg.data.augment import random_scene_affine
 from univlg.data.batch import VisualSample, image_to_sample, scene_to_sample
 from univlg.data.formats.coco import segmentation_mask
 from univlg.data.formats.scannet import read_color
@@ -151,7 +151,7 @@ class SceneSampler:
         # Augment after choosing the visible points: the same map moves poses and points, so visibility holds.
         view_scene = replace(view_scene, points=subset_points(view_scene.points, keep))
         if self.options.augment:
-            view_scene = transform_scene(view_scene, random_scene_affine(view_scene.points.xyz, rng))
+            view_scene = view_scene.transformed(random_scene_affine(view_scene.points.xyz, rng))
         visual = scene_to_sample(
             view_scene,
             self.patch_size,

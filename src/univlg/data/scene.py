@@ -17,8 +17,10 @@ import torch
 from PIL import Image
 
 from univlg.data.formats import scannet
+from univlg.data.formats.fields import Where
 from univlg.data.frames import uniform_frames
 from univlg.errors import SceneError
+from univlg.geometry.affine import transform_points
 from univlg.geometry.camera import resize_intrinsics
 
 logger = logging.getLogger(__name__)
@@ -105,9 +107,8 @@ class PointCloud:
         return int(self.xyz.shape[0])
 
     def transformed(self, matrix: np.ndarray) -> PointCloud:
-        """A copy with xyz mapped by the 4x4 affine ``matrix`` (p' = M @ [p, 1])."""
-        xyz = self.xyz.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
-        return replace(self, xyz=xyz.astype(np.float32))
+        """A copy with xyz mapped by the 4x4 affine ``matrix`` (p' = M @ [p, 1]), computed in float64."""
+        return replace(self, xyz=transform_points(self.xyz, matrix).astype(np.float32))
 
 
 @dataclass
@@ -120,15 +121,20 @@ class Scene:
     objects: dict[int, str] = field(default_factory=dict)
     axis_align: np.ndarray = field(default_factory=lambda: np.eye(4))
 
+    def transformed(self, matrix: np.ndarray) -> Scene:
+        """A copy with camera poses and points mapped by the (4, 4) affine ``matrix`` (x' = M @ [x, 1], in float64),
+        so that lifted depth still lands on the points; ``axis_align`` is kept."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        poses = (matrix @ self.frames.cam_to_world.astype(np.float64)).astype(np.float32)
+        points = self.points.transformed(matrix) if self.points is not None else None
+        return replace(self, frames=replace(self.frames, cam_to_world=poses), points=points)
+
     def aligned(self) -> Scene:
         """The scene in axis-aligned coordinates: poses and points left-multiplied by ``axis_align``."""
         align = np.asarray(self.axis_align, dtype=np.float64)
         if np.allclose(align, np.eye(4)):
             return self
-        poses = (align @ self.frames.cam_to_world.astype(np.float64)).astype(np.float32)
-        frames = replace(self.frames, cam_to_world=poses)
-        points = self.points.transformed(align) if self.points is not None else None
-        return replace(self, frames=frames, points=points, axis_align=np.eye(4))
+        return replace(self.transformed(align), axis_align=np.eye(4))
 
     def object_mask(self, instance_id: int) -> np.ndarray:
         """(P,) bool: the points of object ``instance_id``."""
@@ -360,8 +366,8 @@ def _read_axis_alignment(folders: list[Path], scene_id: str) -> np.ndarray:
         matrix_json = folder / f"{scene_id}_axis_align_matrix.json"
         if matrix_json.is_file():
             data = scannet.read_json(matrix_json)
-            values = data.get(scene_id, data.get("axis_align_matrix"))
-            if values is None:
+            key = scene_id if scene_id in data else "axis_align_matrix"
+            if key not in data:
                 raise SceneError(f"{matrix_json}: no matrix under key {scene_id!r}")
-            return scannet.parse_matrix(values, where=str(matrix_json))
+            return scannet.parse_alignment(data[key], Where(matrix_json, "key", key))
     return np.eye(4)

@@ -1,5 +1,7 @@
-"""Pure tensor geometry (no nn.Module, no I/O): cameras, voxels, neighbours, boxes. See docs/geometry.md."""
+"""Pure tensor geometry (no nn.Module, no I/O): cameras, voxels, neighbours, boxes, affine maps of point arrays.
+See docs/geometry.md."""
 
+from univlg.geometry.affine import transform_points
 from univlg.geometry.boxes import (
     box_center_to_corners,
     box_corners_to_center,
@@ -32,6 +34,7 @@ __all__ = [
     "scatter_mean",
     "scatter_min",
     "soft_boxes_from_masks",
+    "transform_points",
     "unproject_depth",
     "voxel_batch",
     "voxelize",

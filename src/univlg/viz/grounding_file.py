@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from univlg.data.formats.fields import read_json
 from univlg.errors import FormatError
 
 GROUNDING_FORMAT = "univlg-grounding/1"
@@ -117,10 +118,10 @@ def read_groundings(path: str | Path) -> list[dict]:
     """
     file = Path(path)
     try:
-        document = json.loads(file.read_text())
+        document = read_json(file)
     except FileNotFoundError as error:
         raise FormatError(f"{file}: grounding file not found") from error
-    except (OSError, ValueError) as error:
+    except OSError as error:
         raise FormatError(f"{file}: not a readable JSON file ({error})") from error
     if not isinstance(document, dict) or not isinstance(document.get("results"), list):
         raise FormatError(f"{file}: expected an object with a 'results' list")

@@ -13,6 +13,7 @@ import numpy as np
 
 from univlg.data.formats.fields import Where, as_float, read_json, write_json
 from univlg.errors import FormatError
+from univlg.geometry.affine import transform_points
 
 
 def parse_axis_alignment(values, where: Where) -> np.ndarray:
@@ -41,5 +42,4 @@ def write_axis_alignments(path: str | Path, matrices: dict[str, np.ndarray]) -> 
 
 def apply_axis_alignment(xyz: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Points (P, 3) in the raw scan frame -> (P, 3) float32 in the axis-aligned frame (``A @ [p, 1]``)."""
-    xyz = np.asarray(xyz, dtype=np.float64)
-    return (xyz @ matrix[:3, :3].T + matrix[:3, 3]).astype(np.float32)
+    return transform_points(xyz, matrix).astype(np.float32)

@@ -22,7 +22,9 @@ import numpy as np
 from PIL import Image
 from plyfile import PlyData, PlyElement
 
-from univlg.errors import SceneError
+from univlg.data.formats import fields
+from univlg.data.formats.axis_alignment import parse_axis_alignment
+from univlg.errors import FormatError, SceneError
 
 MESH_SUFFIX = "_vh_clean_2.ply"
 LABELS_MESH_SUFFIX = "_vh_clean_2.labels.ply"
@@ -102,14 +104,14 @@ def write_mesh_ply(path: str | Path, xyz: np.ndarray, colors: np.ndarray, faces:
 
 
 def read_json(path: Path) -> dict:
-    """A JSON file whose top level is an object; SceneError naming the file otherwise."""
+    """A scan's JSON file whose top level is an object (:func:`~univlg.data.formats.fields.read_json`); SceneError
+    naming the file otherwise."""
     try:
-        with open(path) as handle:
-            data = json.load(handle)
+        data = fields.read_json(path)
     except FileNotFoundError as error:
         raise SceneError(f"{path}: file not found") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise SceneError(f"{path}: not valid JSON ({error})") from error
+    except FormatError as error:
+        raise SceneError(str(error)) from error
     if not isinstance(data, dict):
         raise SceneError(f"{path}: expected a JSON object at the top level")
     return data
@@ -202,11 +204,20 @@ def read_scene_meta(path: str | Path) -> dict[str, str]:
     return meta
 
 
+def parse_alignment(values, where: fields.Where) -> np.ndarray:
+    """:func:`~univlg.data.formats.axis_alignment.parse_axis_alignment` (16 numbers, last row [0, 0, 0, 1]) for a
+    scan's own files: SceneError naming ``where``."""
+    try:
+        return parse_axis_alignment(values, where)
+    except FormatError as error:
+        raise SceneError(str(error)) from error
+
+
 def axis_alignment_from_meta(meta: dict[str, str], where: str = "meta") -> np.ndarray:
     """The 4x4 ``axisAlignment`` matrix of a scene meta dict (identity when the line is absent)."""
     if "axisAlignment" not in meta:
         return np.eye(4)
-    return parse_matrix(meta["axisAlignment"].split(), where=f"{where}: axisAlignment")
+    return parse_alignment(meta["axisAlignment"].split(), fields.Where(where, "key", "axisAlignment"))
 
 
 def write_scene_meta(path: str | Path, axis_align: np.ndarray, extra: dict[str, str] | None = None) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from univlg.data.formats.fields import read_json
 from univlg.data.formats.scannet import write_depth, write_matrix_txt
 from univlg.data.formats.sens import SensReader, encode_color
 from univlg.errors import FormatError
@@ -82,8 +83,8 @@ def is_finished(scene_out: str | Path, sens_path: str | Path, frame_skip: int) -
     """True when ``scene_out`` holds a complete export of ``sens_path`` at ``frame_skip`` (its marker matches)."""
     marker_file = Path(scene_out) / MARKER
     try:
-        marker = json.loads(marker_file.read_text())
-    except (OSError, ValueError):
+        marker = read_json(marker_file)
+    except (OSError, FormatError):
         return False
     expected = _marker_of(Path(sens_path), frame_skip)
     return isinstance(marker, dict) and all(marker.get(k) == v for k, v in expected.items())

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from univlg.data.formats.fields import read_json
 from univlg.data.formats.refcoco import write_refcoco
 from univlg.data.formats.referit3d import write_sr3d_csv
 from univlg.data.formats.scanqa import write_scanqa_json
@@ -37,7 +38,7 @@ from univlg.data.synthetic.generate_scene import SPLIT_CODES, SynthSettings, gen
 from univlg.data.synthetic.relations import RELATIONS
 from univlg.data.synthetic.shapes import ALL_CLASSES, NAMED_COLOURS, STRUCTURE_CLASSES
 from univlg.data.synthetic.writer import write_scene
-from univlg.errors import ConfigError
+from univlg.errors import ConfigError, FormatError
 
 GENERATOR_VERSION = "1.0"
 logger = logging.getLogger(__name__)
@@ -157,9 +158,11 @@ def _load_manifest(path: Path, base: dict) -> dict:
     if not path.is_file():
         return base
     try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        old = read_json(path)
+    except (OSError, FormatError) as error:
         raise ConfigError(f"{path}: unreadable manifest ({error}); use an empty output folder") from error
+    if not isinstance(old, dict):
+        raise ConfigError(f"{path}: not a manifest (expected a JSON object); use an empty output folder")
     same = all(old.get(k) == base[k] for k in ("version", "seed", "settings"))
     if not same:
         raise ConfigError(

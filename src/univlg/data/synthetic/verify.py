@@ -12,7 +12,6 @@ Nothing here imports the generator's relation code: the two agree only if the da
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from univlg.data.formats.referit3d import read_sr3d_csv
 from univlg.data.formats.scanrefer import read_scanrefer_json
 from univlg.data.records import Referral
 from univlg.data.scene import load_scene
-from univlg.geometry import unproject_depth
+from univlg.geometry import transform_points, unproject_depth
 from univlg.geometry.neighbors import knn
 
 
@@ -100,8 +99,8 @@ def read_objects(scene_dir: str | Path) -> dict[int, CheckedObject]:
     aggregation = scannet.read_aggregation(folder / f"{sid}{scannet.AGGREGATION_SUFFIX}")
     instance = scannet.instance_ids_from_aggregation(segments, aggregation)
     align = scannet.axis_alignment_from_meta(scannet.read_scene_meta(folder / f"{sid}.txt"))
-    aligned = xyz.astype(np.float64) @ align[:3, :3].T + align[:3, 3]
-    truth = {o["objectId"]: o for o in json.loads((folder / f"{sid}_synthetic.json").read_text())["objects"]}
+    aligned = transform_points(xyz, align)
+    truth = {o["objectId"]: o for o in scannet.read_json(folder / f"{sid}_synthetic.json")["objects"]}
     objects = {}
     for object_id, info in truth.items():
         front = align[:3, :3] @ np.asarray(info["front"])
