@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from univlg.data.batch import tokenize
+from univlg.errors import ConfigError
 from univlg.evaluation import shard_keys
 from univlg.model.grounding import best_queries, mean_span_probability
 from univlg.predict import detection_prompts, detections_from_logits
@@ -61,7 +62,7 @@ def test_detection_prompt_is_one_prompt_when_it_fits_and_splits_when_truncated(t
     for text, indices, spans in short:
         assert [text[a:b] for a, b in spans] == [names[i] for i in indices]
         assert len(tokenizer(text)["input_ids"]) <= 8  # nothing truncated away
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ConfigError, match="does not fit"):
         detection_prompts(lambda texts: tokenize(tokenizer, list(texts), 2), names)
 
 

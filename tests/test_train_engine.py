@@ -89,6 +89,8 @@ def test_config_file_and_overrides(tmp_path):
         load_train_config(path, ["loss.box_loss=hard"])
     with pytest.raises(ConfigError, match="unknown key"):
         load_train_config(path, ["optim.learning_rate=1"])
+    with pytest.raises(ConfigError, match="put 'model_preset: NAME' in"):
+        load_train_config(path, ["model_preset=paper"])
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from univlg.errors import CheckpointError
+from univlg.errors import CheckpointError, ConfigError
 from univlg.model.state_dict import load_model_state
 from univlg.train.checkpoint import load_checkpoint, save_checkpoint
 from univlg.train.optim import build_param_groups, warmup_cosine_factor
@@ -31,7 +31,7 @@ def test_param_groups_by_module_prefix_and_no_decay_on_norms():
     assert where["norm.weight"] == pytest.approx((1e-3, 0.0)) and where["norm.bias"][1] == 0.0
     assert where["queries.weight"] == pytest.approx((1e-3, 0.0))
     assert "frozen.weight" not in where
-    with pytest.raises(ValueError, match="unknown module"):
+    with pytest.raises(ConfigError, match=r"lr_multipliers: unknown module path\(s\) \['decoder'\]"):
         build_param_groups(Toy(), 1e-3, 0.05, {"decoder": 0.1})
 
 

@@ -311,14 +311,17 @@ def test_grounding_file_round_trip(tmp_path):
     points = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
     masks = [np.arange(30) < 5, np.zeros(30, bool)]
     hits = [
-        SimpleNamespace(sentence="a", phrase="a", mask=masks[0], box=np.arange(6.0), score=0.5, points=points),
+        SimpleNamespace(sentence="a", phrase="a", span=(0, 1), mask=masks[0], box=np.arange(6.0), score=0.5,
+                        points=points),
         SimpleNamespace(sentence="b", phrase=None, mask=masks[1], box=np.full(6, np.nan), score=0.1, points=points),
-    ]
+    ]  # fmt: skip
     path = write_groundings(tmp_path / "out" / "result.json", hits, scene_id="s1")
     document = json.loads(path.read_text())
     assert document["scene"] == "s1" and document["sentences"] == ["a", "b"]
     assert document["results"][1]["box"] is None
+    assert document["results"][0]["span"] == [0, 1] and "span" not in document["results"][1]
     back = read_groundings(path)
+    assert back[0]["span"] == (0, 1) and back[1]["span"] is None
     for original, read in zip(hits, back):
         assert read["sentence"] == original.sentence and read["phrase"] == original.phrase
         assert read["score"] == pytest.approx(original.score)
@@ -346,6 +349,7 @@ def test_hand_written_grounding_file(tmp_path):
         ([{"sentence": "a"}, {"sentence": "b", "box": [1, 2]}], r"results\[1\]\.box"),
         ([{"sentence": 3}], r"results\[0\]\.sentence"),
         ([{"sentence": "a", "score": "high"}], r"results\[0\]\.score"),
+        ([{"sentence": "a", "span": [1]}], r"results\[0\]\.span"),
         ([{"sentence": "a", "mask_file": "missing.npy"}], r"results\[0\]\.mask_file: .*missing\.npy not found"),
         ([{"sentence": "a", "mask_file": "float.npy"}], r"results\[0\]\.mask_file: expected a \(P,\) bool"),
     ],

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from univlg.benchmark_names import BENCHMARKS
 from univlg.data.formats.fields import Where, as_int, as_str, read_json, require
 from univlg.data.formats.mask3d import instance_gt_ids
 from univlg.data.formats.refcoco import read_refcoco
@@ -46,9 +47,6 @@ from univlg.data.records import ImageReferral, Question, Referral
 from univlg.data.scene import Scene
 from univlg.errors import FormatError
 
-GROUNDING_BENCHMARKS = ("sr3d", "nr3d", "scanrefer", "synthetic")
-QA_BENCHMARKS = ("scanqa", "sqa3d")
-BENCHMARKS = (*GROUNDING_BENCHMARKS, *QA_BENCHMARKS, "refcoco", "scannet200")
 LABELS_FILE = "scannetv2-labels.combined.tsv"
 SCANQA_PROMPT = " find relevant objects"  # appended to the question; its last two words are the target span
 IMAGE_FOLDERS = ("scans", "images", "coco/train2014", "refcoco/images")

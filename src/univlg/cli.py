@@ -1,6 +1,7 @@
 """The ``univlg`` command line: ``univlg <command> [options]``.
 
-Subcommands live in :mod:`univlg.commands` and are imported only when used, so ``univlg --help`` is fast.
+Subcommands live in :mod:`univlg.commands`; a command module imports its heavy dependencies (torch, the model)
+inside ``run`` only, so building the parser and ``univlg --help`` stay fast.
 """
 
 from __future__ import annotations
@@ -18,23 +19,10 @@ COMMANDS = {
     "train": "univlg.commands.train",
     "eval": "univlg.commands.evaluate",
     "ground": "univlg.commands.ground",
-    "answer": "univlg.commands.answer",
     "prepare": "univlg.commands.prepare",
     "view": "univlg.commands.view",
     "demo": "univlg.commands.demo",
 }
-
-
-def _available_commands() -> dict[str, object]:
-    """Import the command modules that exist (a partial install still gets a working CLI)."""
-    modules = {}
-    for name, path in COMMANDS.items():
-        try:
-            modules[name] = import_module(path)
-        except ModuleNotFoundError as error:
-            if error.name != path:
-                raise
-    return modules
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"univlg {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in _available_commands().items():
+    for name, path in COMMANDS.items():
+        module = import_module(path)
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)

@@ -19,12 +19,13 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from univlg import benchmark_data as data
+from univlg.benchmark_names import BENCHMARKS, GROUNDING_BENCHMARKS
 from univlg.data.formats.coco import segmentation_mask
 from univlg.data.scene_store import SceneStore
-from univlg.errors import SceneError
+from univlg.errors import ConfigError, SceneError
 from univlg.eval.grounding import evaluate_grounding
 from univlg.eval.instance_ap import ScenePrediction, instance_average_precision
-from univlg.eval.refcoco import refcoco_box_accuracy
+from univlg.eval.refcoco import mask_overlap, refcoco_box_accuracy
 from univlg.eval.report import grounding_metrics, instance_metrics, json_safe, refcoco_metrics
 from univlg.predict import DETECTION_TOP_K, predict_instances, predict_referrals
 from univlg.predict_images import predict_image_referrals
@@ -72,6 +73,17 @@ class EvalPlan:
     image_root: Path | None = None
 
 
+def spans_used(options: EvalOptions) -> str | None:
+    """The target spans a run decodes with: "gt" (annotated; ScanQA's prompt always carries its own span),
+    "predicted" (the rule-based head noun), "class names" (scannet200's detection prompt), None (sqa3d decodes
+    nothing)."""
+    if options.benchmark == "sqa3d":
+        return None
+    if options.benchmark == "scannet200":
+        return "class names"
+    return "gt" if options.use_gt_spans or options.benchmark == "scanqa" else "predicted"
+
+
 def labels_path(options: EvalOptions) -> Path:
     return options.labels or options.data_root / data.LABELS_FILE
 
@@ -83,7 +95,7 @@ def plan_evaluation(options: EvalOptions) -> EvalPlan:
         FormatError: an annotation file is missing or has a bad row (the message names it).
     """
     root, benchmark = Path(options.data_root), options.benchmark
-    if benchmark in (*data.GROUNDING_BENCHMARKS, "scanqa"):
+    if benchmark in (*GROUNDING_BENCHMARKS, "scanqa"):
         found = data.load_grounding_set(benchmark, root, options.split, options.annotations, labels_path(options))
         items = found.referrals[: options.limit]
         counts = {"rows": found.rows, **{f"dropped_{k}": v for k, v in found.dropped.items() if v}}
@@ -113,7 +125,7 @@ def plan_evaluation(options: EvalOptions) -> EvalPlan:
         plan = EvalPlan("instance_segmentation", scene_ids, list(scene_ids), path, classes=classes)
         plan.counts = {"classes": len(classes.names)}
         return plan
-    raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {data.BENCHMARKS}")
+    raise ConfigError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
 
 
 def shard_keys(keys: list[str], rank: int, world_size: int) -> list[str]:
@@ -134,7 +146,7 @@ def _shard_items(plan: EvalPlan, rank: int, world_size: int) -> dict[str, list[i
 
 def _grounding_shard(model, plan: EvalPlan, options: EvalOptions, groups: dict, progress: bool) -> dict:
     store = SceneStore(data.scans_folder(options.data_root), capacity=2)
-    use_gt = options.use_gt_spans or options.benchmark == "scanqa"  # ScanQA's span is part of its prompt
+    use_gt = spans_used(options) == "gt"
     out = {}
     for scene_id, indices in tqdm(groups.items(), desc="scenes", unit="scene", disable=not progress):
         referrals = [plan.items[i] for i in indices]
@@ -162,7 +174,7 @@ def _image_shard(model, plan: EvalPlan, options: EvalOptions, groups: dict, prog
         inter = union = float("nan")
         if referral.segmentation is not None:
             gt = segmentation_mask(referral.segmentation, referral.height, referral.width)
-            inter, union = float((gt & prediction.mask).sum()), float((gt | prediction.mask).sum())
+            inter, union = mask_overlap(prediction.mask, gt)
         out[index] = (float(box_ious[k]), inter, union, prediction.score, prediction.lifted)
     return out
 

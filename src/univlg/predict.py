@@ -30,7 +30,7 @@ from univlg.data.records import Referral
 from univlg.data.scene import Scene
 from univlg.data.scene_store import SceneStore
 from univlg.data.spans import tokens_in_spans
-from univlg.errors import SceneError
+from univlg.errors import ConfigError, SceneError
 from univlg.eval.grounding import GroundingReport, evaluate_grounding
 from univlg.eval.instance_ap import ScenePrediction
 from univlg.model.grounding import eval_mode, mean_span_probability
@@ -116,7 +116,10 @@ def detection_prompts(tokenize, class_names: Sequence[str]) -> list[tuple[str, l
     for index in range(len(class_names)):
         if not fits(groups[-1] + [index]):
             if not groups[-1] or not fits([index]):
-                raise ValueError(f"class name {class_names[index]!r} does not fit the text encoder's token limit")
+                raise ConfigError(
+                    f"class name {class_names[index]!r} does not fit the text encoder's token limit "
+                    f"(text_encoder.max_length of the model)"
+                )
             groups.append([])
         groups[-1].append(index)
     prompts = []

@@ -10,17 +10,22 @@ from univlg.errors import CheckpointError
 HELP = "ground sentences in freshly generated synthetic rooms with the shipped checkpoint and print the results"
 
 DEMO_SEED = 2026  # outside the training data's seed (configs/tiny_synth.yaml uses seed 0)
+DEFAULT_CHECKPOINT = "checkpoints/tiny-synth"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--checkpoint", default="checkpoints/tiny-synth", help="model folder (default: the shipped one)"
+        "--checkpoint",
+        default=DEFAULT_CHECKPOINT,
+        help=f"model folder (default: the shipped one, {DEFAULT_CHECKPOINT})",
     )
     parser.add_argument("--scenes", type=int, default=3, help="rooms to generate (default 3)")
     parser.add_argument("--seed", type=int, default=DEMO_SEED, help=f"generation seed (default {DEMO_SEED})")
-    parser.add_argument("--out", default="runs/demo", help="where rooms, results and views go (default runs/demo)")
+    parser.add_argument(
+        "--out", help="where rooms, results and views go (default runs/demo/seed<SEED>, one folder per seed)"
+    )
     parser.add_argument("--sentences", type=int, default=8, help="sentences shown per room (default 8)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", default="auto", help="auto (a GPU when available, else the CPU), cpu, cuda[:N]")
 
 
 def predicted_object(mask, instance_ids) -> int:
@@ -36,17 +41,23 @@ def run(args: argparse.Namespace) -> str:
     from univlg.data.formats.referit3d import read_sr3d_csv
     from univlg.data.scene_store import SceneStore
     from univlg.data.synthetic.generate import generate
+    from univlg.device import resolve_device
     from univlg.eval.grounding import mask_box
     from univlg.model import UniVLG
     from univlg.predict import predict_referrals, score_referrals
     from univlg.viz.scene_view import scene_html
 
     if not (Path(args.checkpoint) / "config.json").is_file():
-        raise CheckpointError(f"{args.checkpoint}: no checkpoint there (expected config.json + model.safetensors)")
-    out = Path(args.out)
+        raise CheckpointError(
+            f"{args.checkpoint}: no checkpoint there (expected config.json + model.safetensors). The repository "
+            f"ships the trained model in {DEFAULT_CHECKPOINT} (run the demo from the repository root); or train "
+            "one with `univlg train --config configs/tiny_synth.yaml` (data: see that file) and pass "
+            "--checkpoint runs/tiny_synth/model"
+        )
+    out = Path(args.out) if args.out is not None else Path("runs") / "demo" / f"seed{args.seed}"
     generate(out / "rooms", {"test": args.scenes}, seed=args.seed, progress=True)
     store = SceneStore(out / "rooms" / "scans")
-    model = UniVLG.from_pretrained(args.checkpoint, map_location=args.device)
+    model = UniVLG.from_pretrained(args.checkpoint, map_location=resolve_device(args.device))
     referrals = read_sr3d_csv(out / "rooms" / "referit3d" / "sr3d_test.csv")
     predictions = predict_referrals(model, store, referrals, progress=True)
     report = score_referrals(store, predictions)

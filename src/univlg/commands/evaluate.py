@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from univlg.benchmark_data import BENCHMARKS
+from univlg.benchmark_names import BENCHMARKS
 from univlg.errors import ConfigError
 
 HELP = "evaluate a checkpoint on a benchmark (sr3d, nr3d, scanrefer, scanqa, sqa3d, refcoco, scannet200, synthetic)"
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refcoco: patch logits to pixels (default bilinear)")  # fmt: skip
     parser.add_argument("--plain-2d", action="store_true", help="refcoco: never lift images, even scan frames")
     parser.add_argument("--top-k", type=int, default=100, help="scannet200: (query, class) pairs per scene")
-    parser.add_argument("--device", default="auto", help="auto (a GPU when available), cpu or cuda")
+    parser.add_argument("--device", default="auto", help="auto (a GPU when available, else the CPU), cpu, cuda[:N]")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -75,7 +75,7 @@ def options_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> str:
     from univlg.eval.report import format_report
-    from univlg.evaluation import evaluate, plan_evaluation
+    from univlg.evaluation import evaluate, plan_evaluation, spans_used
     from univlg.model import UniVLG
     from univlg.train.distributed import setup, teardown
 
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> str:
         "batch_size": options.batch_size,
         "max_frames": options.max_frames,
         "limit": options.limit,
-        "spans": "gt" if options.use_gt_spans else "predicted",
+        "spans": spans_used(options),
         "processes": info.world_size,
         **({"upsample": options.upsample, "lift": options.lift_images} if args.benchmark == "refcoco" else {}),
         **({"top_k": options.top_k} if args.benchmark == "scannet200" else {}),

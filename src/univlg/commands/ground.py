@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from univlg.errors import ConfigError
@@ -25,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-frames", type=int, default=450, help="frames used (uniform subset; default 450)")
     parser.add_argument("--batch-size", type=int, default=8, help="sentences decoded together (default 8)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--device", default="auto", help="auto (a GPU when available, else the CPU), cpu, cuda[:N]")
 
 
 def _spans(sentences: list[str], phrases: list[str] | None) -> list[tuple[int, int] | None] | None:
@@ -47,20 +46,17 @@ def _spans(sentences: list[str], phrases: list[str] | None) -> list[tuple[int, i
 def run(args: argparse.Namespace) -> str:
     """Ground the sentences; returns the summary to print."""
     from univlg.data.scene import load_scene
+    from univlg.device import resolve_device
     from univlg.model import UniVLG
     from univlg.viz.grounding_file import write_groundings
 
     if args.max_frames < 1 or args.batch_size < 1:
         raise ConfigError("--max-frames and --batch-size must be at least 1")
     spans = _spans(args.sentences, args.span)
-    model = UniVLG.from_pretrained(args.checkpoint, map_location=args.device)
-    scene = load_scene(args.scene)
+    model = UniVLG.from_pretrained(args.checkpoint, map_location=resolve_device(args.device))
+    scene = load_scene(args.scene, max_frames=args.max_frames)  # a uniform subset is read, not every frame
     results = model.ground(scene, args.sentences, spans, batch_size=args.batch_size, max_frames=args.max_frames)
     path = write_groundings(Path(args.out), results, scene_id=scene.scene_id)
-    document = json.loads(path.read_text())
-    for entry, result in zip(document["results"], results, strict=True):  # add the character span used
-        entry["span"] = list(result.span)
-    path.write_text(json.dumps(document, indent=2, allow_nan=False))
     lines = [f"wrote {path} ({len(results)} sentence(s), masks over {len(results[0].points):,} points)"]
     for result in results:
         box = "no mask" if not result.mask.any() else "box " + " ".join(f"{v:.2f}" for v in result.box)

@@ -60,6 +60,33 @@ def refcoco_box_accuracy(
     return accuracy_at(ious, thresholds), ious
 
 
+def mask_overlap(pred_mask, gt_mask) -> tuple[int, int]:
+    """|P & G| and |P | G| (pixel counts) of a predicted and a GT (H, W) bool mask of the same size."""
+    pred, gt = np.asarray(pred_mask, dtype=bool), np.asarray(gt_mask, dtype=bool)
+    if pred.shape != gt.shape:
+        raise ValueError(f"predicted mask {pred.shape} vs GT {gt.shape}")
+    return int(np.count_nonzero(pred & gt)), int(np.count_nonzero(pred | gt))
+
+
+def mask_metrics_from_counts(intersections, unions, thresholds: Sequence[float] = THRESHOLDS) -> dict[str, float]:
+    """mIoU, cIoU and precision@k (strict) from per-sample pixel counts (the protocol in the module docstring).
+
+    Args:
+        intersections, unions: (N,) |P & G| and |P | G| per sample.
+
+    Returns:
+        ``{"mIoU", "cIoU", "precision@0.25", ...}``; NaN for mIoU / cIoU without samples (or without any union).
+    """
+    inter, union = np.asarray(intersections, dtype=np.float64), np.asarray(unions, dtype=np.float64)
+    ious = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    precision = {k.replace("acc", "precision"): v for k, v in accuracy_at(ious, thresholds).items()}
+    return {
+        "mIoU": float(ious.mean()) if ious.size else float("nan"),
+        "cIoU": float(inter.sum() / union.sum()) if union.sum() > 0 else float("nan"),
+        **precision,
+    }
+
+
 def refcoco_mask_metrics(
     pred_masks: Sequence, gt_masks: Sequence, thresholds: Sequence[float] = THRESHOLDS
 ) -> dict[str, float]:
@@ -69,16 +96,11 @@ def refcoco_mask_metrics(
     """
     if len(pred_masks) != len(gt_masks):
         raise ValueError(f"{len(pred_masks)} predicted masks for {len(gt_masks)} GT masks")
-    inter, union = np.zeros(len(gt_masks)), np.zeros(len(gt_masks))
+    counts = []
     for i, (pred, gt) in enumerate(zip(pred_masks, gt_masks, strict=True)):
-        pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
-        if pred.shape != gt.shape:
-            raise ValueError(f"sample {i}: predicted mask {pred.shape} vs GT {gt.shape}")
-        inter[i], union[i] = np.count_nonzero(pred & gt), np.count_nonzero(pred | gt)
-    ious = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    precision = {k.replace("acc", "precision"): v for k, v in accuracy_at(ious, thresholds).items()}
-    return {
-        "mIoU": float(ious.mean()) if ious.size else float("nan"),
-        "cIoU": float(inter.sum() / union.sum()) if union.sum() > 0 else float("nan"),
-        **precision,
-    }
+        try:
+            counts.append(mask_overlap(pred, gt))
+        except ValueError as error:
+            raise ValueError(f"sample {i}: {error}") from None
+    inter, union = np.array(counts, dtype=np.float64).reshape(-1, 2).T
+    return mask_metrics_from_counts(inter, union, thresholds)

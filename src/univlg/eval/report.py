@@ -16,6 +16,7 @@ from univlg.data.records import Referral
 from univlg.eval.breakdowns import grounding_breakdowns
 from univlg.eval.grounding import THRESHOLDS, accuracy_at
 from univlg.eval.instance_ap import InstanceAPResult, split_averages
+from univlg.eval.refcoco import mask_metrics_from_counts
 
 
 def grounding_metrics(ious, mask_ious, referrals: Sequence[Referral], benchmark: str) -> dict:
@@ -38,14 +39,7 @@ def refcoco_metrics(box_ious, intersections, unions) -> dict:
     """
     inter, union = np.asarray(intersections, dtype=np.float64), np.asarray(unions, dtype=np.float64)
     known = np.isfinite(union)
-    inter, union = inter[known], union[known]
-    ious = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    mask = {
-        "count": int(known.sum()),
-        "mIoU": float(ious.mean()) if ious.size else math.nan,
-        "cIoU": float(inter.sum() / union.sum()) if union.sum() > 0 else math.nan,
-        **{k.replace("acc", "precision"): v for k, v in accuracy_at(ious).items()},
-    }
+    mask = {"count": int(known.sum()), **mask_metrics_from_counts(inter[known], union[known])}
     return {"count": int(np.asarray(box_ious).size), "box": accuracy_at(box_ious), "mask": mask}
 
 

@@ -67,7 +67,7 @@ def knn(
     ref_batch: torch.Tensor | None = None,
     backend: str = "auto",
     chunk_size: int | None = None,
-    workers: int = -1,
+    workers: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest reference points of every query point (Euclidean), within the same batch element.
 
@@ -78,7 +78,8 @@ def knn(
         backend: "auto" (kdtree for CPU tensors, torch otherwise), "kdtree" or "torch".
         chunk_size: query rows per cdist block of the torch backend (default: 2**24 // M on CPU and
             2**26 // M on CUDA, i.e. at most 64 / 256 MiB of fp32 distances per block).
-        workers: threads of the kdtree query (-1 = all cores).
+        workers: threads of the kdtree query (default: torch's intra-op threads, ``torch.get_num_threads()``, so
+            that ``torch.set_num_threads`` also bounds it; -1 = all cores). Results do not depend on it.
 
     Returns:
         dist: (N, k) dtype of ``query``, ascending per row, recomputed from the coordinates (differentiable).
@@ -105,7 +106,7 @@ def knn(
             if q.shape[0] == 0 or found == 0:
                 continue
             if backend == "kdtree":
-                local = _kdtree_search(q, r, found, workers)
+                local = _kdtree_search(q, r, found, torch.get_num_threads() if workers is None else workers)
             else:
                 local = _torch_search(q, r.to(q.dtype), found, chunk_size)
             chosen = local if ref_rows is None else ref_rows[local]

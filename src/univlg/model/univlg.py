@@ -19,6 +19,7 @@ from torch import nn
 from univlg.config import ModelConfig, from_dict, to_dict
 from univlg.data.batch import Batch, TextBatch, VisualBatch, tokenize
 from univlg.data.formats.fields import read_json
+from univlg.device import resolve_device
 from univlg.errors import CheckpointError, ConfigError, FormatError
 from univlg.geometry.boxes import boxes_from_masks, soft_boxes_from_masks
 from univlg.model.cross_view import Backbone3D, build_backbone_3d
@@ -220,14 +221,17 @@ class UniVLG(nn.Module):
     def from_pretrained(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> UniVLG:
         """Build the model from ``folder/config.json`` and load ``folder/model.safetensors``; in eval mode.
 
+        ``map_location``: a device or a name for :func:`univlg.device.resolve_device` ("auto", "cpu", "cuda:1").
         Relative encoder folders in the config are resolved against ``folder`` (not the working directory).
 
         Raises:
             CheckpointError: a file is missing or unreadable, or the weights do not fit the config (the message
             lists missing, unexpected and mis-shaped tensors).
+            ConfigError: ``map_location`` names a device that is not available.
         """
         from safetensors.torch import load_file
 
+        device = resolve_device(map_location) if isinstance(map_location, str) else torch.device(map_location)
         folder = Path(folder)
         config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
         for path in (config_path, weights_path):
@@ -244,11 +248,11 @@ class UniVLG(nn.Module):
                 encoder.path = str(folder / encoder.path)
         model = build_model(cfg)
         try:
-            state = load_file(str(weights_path), device=str(map_location))
+            state = load_file(str(weights_path), device=str(device))
         except Exception as error:  # safetensors raises its own error types for corrupt files
             raise CheckpointError(f"{weights_path}: cannot read: {error}") from error
         load_model_state(model, state, f"{weights_path} (config {config_path})", model._unsaved_prefixes())
-        return model.to(map_location).eval()
+        return model.to(device).eval()
 
 
 def build_model(cfg: ModelConfig) -> UniVLG:

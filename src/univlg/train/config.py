@@ -142,6 +142,17 @@ def validate_train_config(cfg: TrainConfig, where: str = "config") -> TrainConfi
 
 
 def load_train_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
-    """Read a training YAML file and apply dotted ``overrides``."""
+    """Read a training YAML file and apply dotted ``overrides``.
+
+    Raises:
+        ConfigError: a bad file or override; ``model_preset`` cannot be overridden (the preset is expanded into
+        ``model`` when the file is read), it belongs in the YAML file.
+    """
+    for item in overrides:
+        if item.partition("=")[0].strip() == "model_preset":
+            raise ConfigError(
+                f"override {item!r}: the model preset cannot be changed with --set (it is expanded when the file is "
+                f"read); put 'model_preset: NAME' in {path} or in a copy of it"
+            )
     cfg = apply_overrides(train_config_from_dict(read_yaml(path), str(path)), list(overrides))
     return validate_train_config(cfg, f"{path} with overrides {list(overrides)}")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from univlg.device import resolve_device
+
 
 @dataclass(frozen=True)
 class ProcessInfo:
@@ -24,18 +26,21 @@ class ProcessInfo:
 def setup(device: str = "auto") -> ProcessInfo:
     """Join the process group when launched by ``torchrun`` and choose the device.
 
-    ``device``: "auto" (a GPU when available, else the CPU), "cpu", or "cuda". Under torchrun each process takes
-    GPU ``rank % device_count``.
+    ``device``: "auto" (a GPU when available, else the CPU), "cpu", or "cuda" (:func:`univlg.device.resolve_device`;
+    ConfigError when CUDA is asked for but not available). Under torchrun each process takes GPU
+    ``rank % device_count``; alone, a process takes the one named ("cuda:N") or the current one.
     """
-    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    if use_cuda and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
+    chosen = resolve_device(device)
+    use_cuda = chosen.type == "cuda"
     if dist.is_available() and dist.is_torchelastic_launched() and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
     world_size = dist.get_world_size() if dist.is_initialized() else 1
     if use_cuda:
-        index = rank % torch.cuda.device_count()
+        if world_size > 1:
+            index = rank % torch.cuda.device_count()
+        else:
+            index = torch.cuda.current_device() if chosen.index is None else chosen.index
         torch.cuda.set_device(index)
         return ProcessInfo(rank, world_size, torch.device("cuda", index))
     return ProcessInfo(rank, world_size, torch.device("cpu"))

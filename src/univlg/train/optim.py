@@ -13,6 +13,8 @@ import math
 import torch
 from torch import nn
 
+from univlg.errors import ConfigError
+
 NO_DECAY_MODULES = (nn.LayerNorm, nn.GroupNorm, nn.Embedding, nn.modules.batchnorm._BatchNorm)
 
 
@@ -29,13 +31,14 @@ def build_param_groups(
 ) -> list[dict]:
     """AdamW parameter groups: one per (learning rate, weight decay) pair, each group listing its names.
 
-    ``lr_multipliers`` keys must be module paths of ``model`` (an unknown path raises ValueError).
+    ``lr_multipliers`` keys must be module paths of ``model`` (an unknown path raises ConfigError).
     """
     multipliers = dict(lr_multipliers or {})
     modules = dict(model.named_modules())
     unknown = sorted(p for p in multipliers if p not in modules)
     if unknown:
-        raise ValueError(f"lr_multipliers name unknown module(s) {unknown}")
+        known = sorted(name for name in modules if name and "." not in name)
+        raise ConfigError(f"optim.lr_multipliers: unknown module path(s) {unknown}; top-level modules: {known}")
     no_decay = set()
     for module_name, module in modules.items():
         if isinstance(module, NO_DECAY_MODULES):

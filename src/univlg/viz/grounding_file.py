@@ -5,6 +5,7 @@ Layout (paths relative to the JSON file's folder; see docs/viewer.md)::
     {"format": "univlg-grounding/1", "scene": "scene0000_00", "sentences": ["the chair by the door", ...],
      "points_file": "result_points.npy",        # optional: (P, 3) float32 axis-aligned points the masks index
      "results": [{"sentence": "the chair by the door", "phrase": "chair", "score": 0.91,
+                  "span": [4, 9],                                 # optional: the phrase's characters
                   "box": [xmin, ymin, zmin, xmax, ymax, zmax],   # or null
                   "mask_file": "result_mask_000.npy"}, ...]}      # optional: (P,) bool
 
@@ -26,7 +27,9 @@ from univlg.errors import FormatError
 GROUNDING_FORMAT = "univlg-grounding/1"
 
 
-def _field(grounding, name: str):
+def grounding_field(grounding, name: str):
+    """Field ``name`` of a grounding given as an object (``UniVLG.ground``'s
+    :class:`~univlg.model.grounding.Grounding`) or as a dict (:func:`read_groundings`); None when absent."""
     return grounding.get(name) if isinstance(grounding, dict) else getattr(grounding, name, None)
 
 
@@ -35,8 +38,8 @@ def write_groundings(path: str | Path, groundings: Sequence, scene_id: str | Non
 
     Args:
         groundings: objects or dicts with ``sentence``, ``box`` (6,), ``score``, ``mask`` (P,) bool and optionally
-            ``phrase`` and ``points`` (P, 3), the points the masks index (written once, from the first grounding
-            that has them; every grounding of one ``UniVLG.ground`` call shares them).
+            ``phrase``, ``span`` (start, end) and ``points`` (P, 3), the points the masks index (written once, from
+            the first grounding that has them; every grounding of one ``UniVLG.ground`` call shares them).
         scene_id: recorded as ``scene``.
 
     Returns:
@@ -45,19 +48,26 @@ def write_groundings(path: str | Path, groundings: Sequence, scene_id: str | Non
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     document: dict = {"format": GROUNDING_FORMAT, "scene": scene_id, "sentences": [], "results": []}
-    points = next((_field(g, "points") for g in groundings if _field(g, "points") is not None), None)
+    points = next((grounding_field(g, "points") for g in groundings if grounding_field(g, "points") is not None), None)
     if points is not None:
         document["points_file"] = f"{out.stem}_points.npy"
         np.save(out.parent / document["points_file"], np.asarray(points, dtype=np.float32))
     for i, grounding in enumerate(groundings):
-        sentence = str(_field(grounding, "sentence"))
-        box, score, mask = _field(grounding, "box"), _field(grounding, "score"), _field(grounding, "mask")
+        sentence = str(grounding_field(grounding, "sentence"))
+        box, score, mask = (
+            grounding_field(grounding, "box"),
+            grounding_field(grounding, "score"),
+            grounding_field(grounding, "mask"),
+        )
         result = {
             "sentence": sentence,
-            "phrase": _field(grounding, "phrase"),
+            "phrase": grounding_field(grounding, "phrase"),
             "score": float(score) if score is not None and math.isfinite(float(score)) else None,
             "box": None if box is None or not np.isfinite(box).all() else [float(v) for v in box],
         }
+        span = grounding_field(grounding, "span")
+        if span is not None:
+            result["span"] = [int(v) for v in span]
         if mask is not None:
             result["mask_file"] = f"{out.stem}_mask_{i:03d}.npy"
             np.save(out.parent / result["mask_file"], np.asarray(mask, dtype=bool))
@@ -103,14 +113,21 @@ def _read_result(entry, index: int, sentences: list, folder: Path, where: str) -
         if mask.ndim != 1 or (mask.dtype != bool and not np.isin(mask, (0, 1)).all()):
             raise FormatError(f"{at}.mask_file: expected a (P,) bool array, got {mask.dtype} {mask.shape}")
         mask = mask.astype(bool)
-    return {"sentence": sentence, "phrase": entry.get("phrase"), "box": box, "score": score, "mask": mask}
+    span = entry.get("span")
+    if span is not None and not (
+        isinstance(span, list) and len(span) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in span)
+    ):
+        raise FormatError(f"{at}.span: expected [start, end] character offsets or null, got {span!r}")
+    span = None if span is None else tuple(span)
+    return {"sentence": sentence, "phrase": entry.get("phrase"), "span": span, "box": box, "score": score, "mask": mask}
 
 
 def read_groundings(path: str | Path) -> list[dict]:
     """Read a grounding JSON (see the module docstring).
 
     Returns:
-        one dict per result: ``sentence`` str, ``phrase`` str or None, ``box`` (6,) float64 or None, ``score``
+        one dict per result: ``sentence`` str, ``phrase`` str or None, ``span`` (start, end) or None, ``box`` (6,)
+        float64 or None, ``score``
         float or None, ``mask`` (P,) bool or None, ``points`` (P, 3) float32 or None (shared by all results).
 
     Raises:

@@ -20,6 +20,7 @@ from univlg.data.frames import uniform_frames
 from univlg.data.scene import Frames, Scene
 from univlg.errors import SceneError
 from univlg.geometry import knn, unproject_depth
+from univlg.viz.grounding_file import grounding_field
 from univlg.viz.html import DEFAULT_POINT_COLOR, PageSummary, palette_color, write_scene_html
 
 
@@ -70,19 +71,16 @@ def grounding_fields(grounding, index: int) -> dict:
     or a dict with keys (:func:`univlg.viz.grounding_file.read_groundings`); the label is ``label`` or else
     ``sentence``.
     """
-
-    def get(name):
-        return grounding.get(name) if isinstance(grounding, dict) else getattr(grounding, name, None)
-
-    label = get("label") if get("label") is not None else get("sentence")
+    label = grounding_field(grounding, "label")
+    label = grounding_field(grounding, "sentence") if label is None else label
     fields = {"label": f"grounding {index + 1}" if label is None else str(label)}
     for name, shape in (("mask", None), ("box", (6,)), ("points", None)):
-        value = get(name)
+        value = grounding_field(grounding, name)
         fields[name] = None if value is None else np.asarray(value)
         if shape is not None and value is not None and fields[name].shape != shape:
             got = fields[name].shape
             raise SceneError(f"grounding {index} ({fields['label']!r}): {name} must be {shape}, got {got}")
-    fields["score"] = get("score")
+    fields["score"] = grounding_field(grounding, "score")
     return fields
 
 

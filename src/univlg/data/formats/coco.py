@@ -56,10 +56,6 @@ class CocoInstances:
     annotations: dict[int, CocoAnnotation]
     categories: dict[int, str]
 
-    def annotations_of(self, image_id: int) -> list[CocoAnnotation]:
-        """The annotations of one image, in id order."""
-        return sorted((a for a in self.annotations.values() if a.image_id == image_id), key=lambda a: a.id)
-
 
 def _segmentation(value: Any, where: Where) -> list | dict | None:
     if value is None or value == []:
