@@ -272,7 +272,11 @@ class ImageReferralDataset(torch.utils.data.Dataset):
         return len(self.referrals)
 
     def sample(self, index: int, seed: int, lift: bool = False) -> TrainingSample | None:
-        """The sample of referral ``index``; with ``lift``, through the 3D path (None when it has no point map)."""
+        """The sample of referral ``index``; with ``lift``, through the 3D path (None when it has no point map).
+
+        A 2D sample involves no random choice: ``seed`` only keeps the ``sample(index, seed)`` signature that every
+        training dataset shares (the batch stream calls them alike).
+        """
         referral = self.referrals[index]
         point_map = None
         if lift:
