@@ -130,7 +130,10 @@ def ground_sentences(
             (default: the image encoder's ``max_image_size``).
 
     Returns:
-        one :class:`Grounding` per sentence, in order.
+        one :class:`Grounding` per sentence, in order. The model runs in eval mode; its modes are restored after.
+
+    Raises:
+        TypeError: ``sentences`` is a single string.
     """
     sentences = check_sentences(sentences)
     spans = [None] * len(sentences) if spans is None else list(spans)
