@@ -11,16 +11,16 @@ from univlg.data.augment import random_scene_affine
 from univlg.data.collate import collate_training
 from univlg.data.datasets import (
     DetectionDataset,
-    ImageReferralDataset,
     ReferralDataset,
     SampleOptions,
     SceneSampler,
     detection_prompt,
-    patch_mask,
 )
 from univlg.data.formats.refcoco import read_refcoco
 from univlg.data.formats.referit3d import read_sr3d_csv
+from univlg.data.image_datasets import FrameDetectionDataset, ImageReferralDataset, patch_mask
 from univlg.data.scene_store import SceneStore
+from univlg.geometry import project_points
 
 PATCH = 8
 
@@ -169,3 +169,33 @@ def test_collate_builds_positive_maps(store, referrals, tiny_tokenize):
         tokens = batch.batch.text.offsets[b][rows[0] > 0]
         start, end = sample.spans[0][0]
         assert ((tokens[:, 0] < end) & (tokens[:, 1] > start)).all()
+
+
+def test_frame_detection_masks_come_from_the_instance_images(store):
+    scene_id = sorted(p.name for p in store.root.iterdir() if p.name.startswith("synth_train"))[0]
+    classes = ["table", "chair", "cup", "sofa", "bed", "lamp", "wall"]
+    dataset = FrameDetectionDataset(store, [scene_id], classes, PATCH, SampleOptions())
+    scene = store.get(scene_id)
+    assert len(dataset) == len(scene.frames) and "wall" not in dataset.prompt
+    indices = [i for i in range(len(dataset)) if dataset.sample(i, 0) is not None]
+    assert indices
+    for index in indices[:3]:
+        sample = dataset.sample(index, 0)
+        frame = scene.frames.names.index(sample.info["frame"])
+        width = sample.visual.images.shape[2] // PATCH
+        # Independent check: each mask's patch centres lie within a patch of the object's projected 3D points.
+        for object_id, mask, spans in zip(sample.info["object_ids"], sample.point_masks, sample.spans, strict=True):
+            assert sample.text[slice(*spans[0])] == scene.objects[object_id]
+            points = torch.from_numpy(scene.points.xyz[scene.points.instance_ids == object_id])
+            uv, z = project_points(
+                points,
+                torch.from_numpy(scene.frames.intrinsics[frame : frame + 1]),
+                torch.from_numpy(scene.frames.cam_to_world[frame : frame + 1]),
+            )
+            rows, cols = np.divmod(np.flatnonzero(mask.numpy()), width)
+            centres = np.stack([cols * PATCH + PATCH // 2, rows * PATCH + PATCH // 2], 1)
+            seen = uv[0][z[0] > 0].numpy()
+            assert (np.abs(centres[:, None, :] - seen[None]).max(-1).min(1) <= PATCH).all()
+    plain, lifted = dataset.sample(indices[0], 0), dataset.sample(indices[0], 0, lift=True)
+    assert plain.visual.point_maps is None and lifted.visual.point_maps is not None
+    assert torch.equal(lifted.point_masks, plain.point_masks)

@@ -5,7 +5,7 @@ the text talks about: their character spans, their masks over the sample's outpu
 - :class:`ReferralDataset`: SR3D / NR3D / ScanRefer-style sentences; objects = target + anchors (target first).
 - :class:`DetectionDataset`: instance segmentation as grounding: the text lists the class names and every
   instance is an object (reference 3.1).
-- :class:`ImageReferralDataset`: RefCOCO-style 2D referrals, lifted to 3D with a point map when one exists.
+- 2D samples (RefCOCO-style referrals, detection on single frames) are in :mod:`univlg.data.image_datasets`.
 Every sample is a pure function of ``(index, seed)``, so training resumes exactly.
 """
 
@@ -13,22 +13,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from univlg.data.augment import random_scene_affine
-from univlg.data.batch import VisualSample, image_to_sample, scene_to_sample
-from univlg.data.formats.coco import segmentation_mask
-from univlg.data.formats.scannet import read_color
+from univlg.data.batch import VisualSample, scene_to_sample
 from univlg.data.frames import object_visibility, seen_by_frames, select_relevant_frames
 from univlg.data.noun_phrase import find_target_span
-from univlg.data.records import CharSpan, ImageReferral, Referral
+from univlg.data.records import CharSpan, Referral
 from univlg.data.scene import PointCloud, Scene
 from univlg.data.scene_store import SceneStore
-from univlg.data.spans import image_referral_spans
 from univlg.geometry import boxes_from_masks
 
 logger = logging.getLogger(__name__)
@@ -247,75 +242,3 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> TrainingSample | None:
         return self.sample(index, 0)
-
-
-class ImageReferralDataset(torch.utils.data.Dataset):
-    """RefCOCO-style referrals; images under ``image_root``. An image stored as ``<scene>/color/<frame>.<ext>``
-    of a scene in ``store`` has a point map (its depth, in the camera frame) and can be lifted; the caller
-    decides per batch (a batch is all lifted or all plain 2D)."""
-
-    def __init__(
-        self,
-        image_root: str | Path,
-        referrals: list[ImageReferral],
-        patch_size: int,
-        options: SampleOptions,
-        store: SceneStore | None = None,
-    ):
-        self.image_root = Path(image_root)
-        self.referrals = referrals
-        self.patch_size = patch_size
-        self.options = options
-        self.store = store
-
-    def __len__(self) -> int:
-        return len(self.referrals)
-
-    def sample(self, index: int, seed: int, lift: bool = False) -> TrainingSample | None:
-        """The sample of referral ``index``; with ``lift``, through the 3D path (None when it has no point map).
-
-        A 2D sample involves no random choice: ``seed`` only keeps the ``sample(index, seed)`` signature that every
-        training dataset shares (the batch stream calls them alike).
-        """
-        referral = self.referrals[index]
-        point_map = None
-        if lift:
-            if self.store is not None:  # for the image's size as annotated
-                size = (referral.height, referral.width)
-                point_map = self.store.image_point_map(referral.file_name, size, self.options.max_depth)
-            if point_map is None:
-                return None
-        rgb = read_color(self.image_root / referral.file_name)
-        visual = image_to_sample(
-            rgb,
-            self.patch_size,
-            point_map=None if point_map is None else point_map[0],
-            point_valid=None if point_map is None else point_map[1],
-            max_size=self.options.max_size,
-        )
-        mask = segmentation_mask(referral.segmentation, referral.height, referral.width)
-        spans = image_referral_spans(referral) or (find_target_span(referral.utterance),)
-        return TrainingSample(
-            visual=visual,
-            text=referral.utterance,
-            spans=[tuple(spans)],
-            point_masks=patch_mask(torch.from_numpy(mask), visual.pixel_valid[0], self.patch_size)[None],
-            boxes=None,
-            info={"image_id": referral.image_id, "ann_id": referral.ann_id, "lifted": point_map is not None},
-        )
-
-    def __getitem__(self, index: int) -> TrainingSample | None:
-        return self.sample(index, 0)
-
-
-def patch_mask(mask: torch.Tensor, pixel_valid: torch.Tensor, patch: int) -> torch.Tensor:
-    """A full-resolution (H0, W0) mask sampled at the patch centres of the resized, padded image.
-
-    pixel_valid: (H, W) bool of the padded image (True on the resized image area) -> (H/p * W/p,) bool.
-    """
-    height, width = int(pixel_valid.any(1).sum()), int(pixel_valid.any(0).sum())
-    resized = F.interpolate(mask[None, None].float(), size=(height, width), mode="nearest-exact")[0, 0]
-    padded = torch.zeros(pixel_valid.shape, dtype=torch.bool)
-    padded[:height, :width] = resized > 0.5
-    c = patch // 2
-    return padded[c::patch, c::patch].reshape(-1)

@@ -13,7 +13,7 @@ from univlg.config import MODEL_PRESETS, ModelConfig, apply_overrides, from_dict
 from univlg.data.datasets import SampleOptions
 from univlg.errors import ConfigError
 
-SOURCE_KINDS = ("referral", "detection", "image_referral")
+SOURCE_KINDS = ("referral", "detection", "image_referral", "frame_detection")
 
 
 @dataclass
@@ -21,9 +21,10 @@ class SourceConfig:
     """One training data source.
 
     kind: "referral" (SR3D/NR3D CSV or ScanRefer JSON at ``annotations``), "detection" (every scene listed in
-    ``annotations``, a text file of scene ids, or all scenes of ``scans`` when empty), or "image_referral" (RefCOCO
-    refs pickle at ``annotations`` with COCO ``instances``, images under ``images``). ``scans`` is the folder of
-    scan folders; ``weight`` the sampling weight among sources of the same modality (3D or 2D).
+    ``annotations``, a text file of scene ids, or all scenes of ``scans`` when empty), "frame_detection" (2D:
+    single frames of those scenes with their ``instance-filt`` images), or "image_referral" (RefCOCO refs pickle at
+    ``annotations`` with COCO ``instances``, images under ``images``). ``scans`` is the folder of scan folders;
+    ``weight`` the sampling weight among sources of the same modality (3D or 2D).
     """
 
     kind: str

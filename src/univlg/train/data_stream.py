@@ -21,13 +21,13 @@ from univlg.benchmark_data import read_benchmark_referrals, read_scene_list
 from univlg.data.collate import TrainingBatch
 from univlg.data.datasets import (
     DetectionDataset,
-    ImageReferralDataset,
     ReferralDataset,
     SampleOptions,
     SceneSampler,
     TrainingSample,
 )
 from univlg.data.formats.refcoco import read_refcoco
+from univlg.data.image_datasets import FrameDetectionDataset, ImageReferralDataset
 from univlg.data.scene_store import SceneStore
 from univlg.errors import ConfigError, DataError
 from univlg.train.config import DataConfig, SourceConfig
@@ -88,13 +88,19 @@ def build_source(source: SourceConfig, cfg: DataConfig, stores: SceneStores, pat
         images = source.images or source.scans
         dataset = ImageReferralDataset(images, referrals, patch_size, options, store)
         return Source(dataset, source.weight, True, can_lift=store is not None)
-    sampler = SceneSampler(stores.get(source.scans), patch_size, options)
+    store = stores.get(source.scans)
     if source.kind == "referral":
         referrals = read_benchmark_referrals(Path(source.annotations))
-        return Source(ReferralDataset(sampler, referrals), source.weight, False)
+        return Source(ReferralDataset(SceneSampler(store, patch_size, options), referrals), source.weight, False)
     if not cfg.detection_classes:
-        raise ConfigError("a detection source needs data.detection_classes")
-    dataset = DetectionDataset(sampler, _detection_scenes(source), list(cfg.detection_classes))
+        raise ConfigError(f"a {source.kind} source needs data.detection_classes")
+    classes = list(cfg.detection_classes)
+    if source.kind == "frame_detection":
+        dataset = FrameDetectionDataset(store, _detection_scenes(source), classes, patch_size, options)
+        if len(dataset) == 0:
+            raise ConfigError(f"{source.scans}: no scan has instance-filt/<frame>.png images for frame_detection")
+        return Source(dataset, source.weight, True, can_lift=True)
+    dataset = DetectionDataset(SceneSampler(store, patch_size, options), _detection_scenes(source), classes)
     return Source(dataset, source.weight, False)
 
 

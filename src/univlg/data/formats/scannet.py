@@ -312,6 +312,21 @@ def read_depth(path: str | Path, depth_scale: float = DEPTH_SCALE) -> np.ndarray
     return (raw.astype(np.float32) / depth_scale).astype(np.float32)
 
 
+def read_instance_image(path: str | Path) -> np.ndarray:
+    """A ScanNet ``instance-filt`` png (object id + 1 per pixel, 0 = no object) as (H, W) int64 ids, -1 = none."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            raw = np.asarray(image)
+    except FileNotFoundError as error:
+        raise SceneError(f"{path}: instance image not found") from error
+    except (OSError, ValueError) as error:
+        raise SceneError(f"{path}: unreadable instance image ({error})") from error
+    if raw.ndim != 2 or raw.dtype.kind not in "ui":
+        raise SceneError(f"{path}: instance image must be single-channel integers, got {raw.dtype} {raw.shape}")
+    return raw.astype(np.int64) - 1
+
+
 def write_color(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:
     """Write an (H, W, 3) uint8 image; JPEG for ``.jpg``, lossless otherwise."""
     Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(path, quality=quality)
