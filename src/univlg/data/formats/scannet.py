@@ -297,34 +297,31 @@ def read_color(path: str | Path) -> np.ndarray:
         raise SceneError(f"{path}: unreadable image ({error})") from error
 
 
-def read_depth(path: str | Path, depth_scale: float = DEPTH_SCALE) -> np.ndarray:
-    """A 16-bit depth png as metres: (H, W) float32, 0 where the sensor had no reading."""
+def _read_integer_image(path: str | Path, what: str) -> np.ndarray:
+    """A single-channel integer png as stored (H, W); SceneError naming ``what`` when missing, unreadable or not
+    single-channel integers."""
     path = Path(path)
     try:
         with Image.open(path) as image:
             raw = np.asarray(image)
     except FileNotFoundError as error:
-        raise SceneError(f"{path}: depth image not found") from error
+        raise SceneError(f"{path}: {what} not found") from error
     except (OSError, ValueError) as error:
-        raise SceneError(f"{path}: unreadable depth image ({error})") from error
+        raise SceneError(f"{path}: unreadable {what} ({error})") from error
     if raw.ndim != 2 or raw.dtype.kind not in "ui":
-        raise SceneError(f"{path}: depth must be a single-channel integer image, got {raw.dtype} {raw.shape}")
+        raise SceneError(f"{path}: {what} must be a single-channel integer image, got {raw.dtype} {raw.shape}")
+    return raw
+
+
+def read_depth(path: str | Path, depth_scale: float = DEPTH_SCALE) -> np.ndarray:
+    """A 16-bit depth png as metres: (H, W) float32, 0 where the sensor had no reading."""
+    raw = _read_integer_image(path, "depth image")
     return (raw.astype(np.float32) / depth_scale).astype(np.float32)
 
 
 def read_instance_image(path: str | Path) -> np.ndarray:
     """A ScanNet ``instance-filt`` png (object id + 1 per pixel, 0 = no object) as (H, W) int64 ids, -1 = none."""
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            raw = np.asarray(image)
-    except FileNotFoundError as error:
-        raise SceneError(f"{path}: instance image not found") from error
-    except (OSError, ValueError) as error:
-        raise SceneError(f"{path}: unreadable instance image ({error})") from error
-    if raw.ndim != 2 or raw.dtype.kind not in "ui":
-        raise SceneError(f"{path}: instance image must be single-channel integers, got {raw.dtype} {raw.shape}")
-    return raw.astype(np.int64) - 1
+    return _read_integer_image(path, "instance image").astype(np.int64) - 1
 
 
 def write_color(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:
