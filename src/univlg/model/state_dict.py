@@ -1,10 +1,37 @@
-"""Loading a state dict into a model, after checking that it fits: one report of everything that does not."""
+"""Loading a state dict into a model, after checking that it fits: one report of everything that does not.
+
+Tensor names of Hugging Face modules change between transformers releases (DINOv2's attention projections were
+``attention.attention.{query,key,value}`` and ``attention.output.dense`` before they became
+``attention.{q,k,v,o}_proj``), so a checkpoint written under one release is renamed to the installed one's names.
+"""
 
 from __future__ import annotations
 
 from torch import nn
 
 from univlg.errors import CheckpointError
+
+# (older name part, newer name part) of the same tensor in different transformers releases
+RENAMED_PARTS = (
+    (".attention.attention.query.", ".attention.q_proj."),
+    (".attention.attention.key.", ".attention.k_proj."),
+    (".attention.attention.value.", ".attention.v_proj."),
+    (".attention.output.dense.", ".attention.o_proj."),
+)
+
+
+def to_installed_names(state_dict: dict, own: set[str]) -> dict:
+    """``state_dict`` with every name the model lacks renamed to the model's name of the same tensor, if any."""
+    renamed = {}
+    for name, tensor in state_dict.items():
+        if name not in own:
+            for old, new in RENAMED_PARTS:
+                for a, b in ((old, new), (new, old)):
+                    if a in name and name.replace(a, b) in own:
+                        name = name.replace(a, b)
+                        break
+        renamed[name] = tensor
+    return renamed
 
 
 def load_model_state(model: nn.Module, state_dict: dict, source: str, ignore_prefixes: tuple[str, ...] = ()) -> None:
@@ -20,6 +47,7 @@ def load_model_state(model: nn.Module, state_dict: dict, source: str, ignore_pre
         CheckpointError: listing the missing, unexpected and mis-shaped tensors (nothing is loaded then).
     """
     own = model.state_dict()
+    state_dict = to_installed_names(state_dict, set(own))
     missing = sorted(k for k in set(own) - set(state_dict) if not k.startswith(tuple(ignore_prefixes)))
     unexpected = sorted(set(state_dict) - set(own))
     shapes = sorted(
