@@ -197,7 +197,7 @@ def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> T
     metrics: dict[str, float] = {}
     last_loss = float("nan")
     progress = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not process.is_main)
-    tic = time.perf_counter()
+    tic, logged = time.perf_counter(), start
     for step, batch in loader:
         model.train()
         with _autocast(cfg, process.device):
@@ -220,12 +220,12 @@ def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> T
                     "train/loss": last_loss,
                     "train/grad_norm": float(grad_norm),
                     "train/lr": scheduler.get_last_lr()[0],
-                    "train/samples_per_s": cfg.batch_size * process.world_size * cfg.log_every / max(elapsed, 1e-9),
+                    "train/samples_per_s": cfg.batch_size * process.world_size * (done - logged) / max(elapsed, 1e-9),
                 }
             )
             log.write(done, values)
             progress.set_postfix(loss=f"{values['train/loss']:.3f}")
-            tic = time.perf_counter()
+            tic, logged = time.perf_counter(), done
         if process.is_main and (done % cfg.checkpoint_every == 0 or done in (stop, cfg.steps)):
             state = {
                 "model": model.state_dict(),
