@@ -36,6 +36,10 @@ def test_paper_defaults_are_the_published_numbers():
 def test_overrides_and_inconsistent_configs():
     cfg = apply_overrides(tiny_model_config(), ["decoder.num_queries=50", "output.use_segments=false"])
     assert cfg.decoder.num_queries == 50 and not cfg.output.use_segments
+    # YAML 1.1 reads 8e-4 (no dot) as a string; a float field still takes it
+    assert apply_overrides(tiny_model_config(), ["decoder.anchor_sigma=8e-4"]).decoder.anchor_sigma == 8e-4
+    with pytest.raises(ConfigError, match="expected float"):
+        apply_overrides(tiny_model_config(), ["decoder.anchor_sigma=wide"])
     with pytest.raises(ConfigError, match="must equal decoder.dim"):
         build_model(apply_overrides(micro_config(), ["decoder.dim=64"]))
     with pytest.raises(ConfigError, match="needs image_encoder.path"):

@@ -80,6 +80,11 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return dict(value)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads "8e-4" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected float, got {value!r}") from None
     if hint in (int, str, bool) and not isinstance(value, hint):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     if hint is int and isinstance(value, bool):
@@ -224,7 +229,11 @@ class PixelDecoderConfig:
 
 @dataclasses.dataclass
 class MaskDecoderConfig:
-    """Queries + text tokens; masked cross-attention, self-attention, FFN, points <- queries (1.9-1.10)."""
+    """Queries + text tokens; masked cross-attention, self-attention, FFN, points <- queries (1.9-1.10).
+
+    ``anchored_queries`` (not in the paper; :mod:`univlg.model.anchors`): queries placed at farthest-point-sampled
+    unit centroids with a Gaussian mask prior of initial width ``anchor_sigma`` (fraction of the sample's spread).
+    """
 
     dim: int = 256
     num_heads: int = 8
@@ -234,6 +243,8 @@ class MaskDecoderConfig:
     temperature: float = 0.07
     vis_lang_attn: bool = True
     soft_box_temperature: float = 0.05
+    anchored_queries: bool = False
+    anchor_sigma: float = 0.2
 
 
 @dataclasses.dataclass
@@ -293,7 +304,9 @@ def tiny_model_config() -> ModelConfig:
         pixel_decoder=PixelDecoderConfig(
             dim=128, encoder_layers=1, num_heads=4, num_points=4, ffn_dim=256, cross_view=view
         ),
-        decoder=MaskDecoderConfig(dim=128, num_heads=4, ffn_dim=256, num_layers=4, num_queries=40),
+        decoder=MaskDecoderConfig(
+            dim=128, num_heads=4, ffn_dim=256, num_layers=4, num_queries=60, anchored_queries=True
+        ),
         output=OutputPointsConfig(voxel_size=0.06, use_segments=True),
     )
 

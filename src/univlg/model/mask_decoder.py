@@ -10,6 +10,10 @@ then the heads predict span and mask logits from the current queries, text and u
 prediction 0, so L = num_layers + 1 predictions come out for deep supervision.
 Position encodings: learned MLP of the absolute unit centroid on 3D/lifted batches, 2D sine on plain-2D ones;
 ``query_pos`` for queries and the learned ``text_pos`` table (by token index) for text.
+
+With ``anchored_queries`` (an option of this library, :mod:`univlg.model.anchors`) the queries share one
+learned content vector, take their position encoding from an anchor point placed by farthest point sampling
+over the units and refined by every prediction, and their mask logits get a Gaussian prior around the anchor.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from torch import nn
 
 from univlg.config import MaskDecoderConfig
+from univlg.model.anchors import QueryAnchors, gaussian_prior
 from univlg.model.heads import PredictionHeads
 from univlg.model.layers import (
     CrossAttentionBlock,
@@ -79,8 +84,13 @@ class MaskDecoder(nn.Module):
         d = cfg.dim
         self.num_queries = cfg.num_queries
         self.pos_3d = LearnedPositionEncoding3D(d)
-        self.query_feat = nn.Embedding(cfg.num_queries, d)
-        self.query_pos = nn.Embedding(cfg.num_queries, d)
+        if cfg.anchored_queries:
+            self.query_feat = nn.Embedding(1, d)
+            self.anchors = QueryAnchors(d, cfg.anchor_sigma)
+        else:
+            self.query_feat = nn.Embedding(cfg.num_queries, d)
+            self.query_pos = nn.Embedding(cfg.num_queries, d)
+            self.anchors = None
         self.text_pos = nn.Embedding(max_text_len, d)
         self.layers = nn.ModuleList(
             DecoderLayer(d, cfg.num_heads, cfg.ffn_dim, cfg.vis_lang_attn) for _ in range(cfg.num_layers)
@@ -100,24 +110,40 @@ class MaskDecoder(nn.Module):
         unit_valid: torch.Tensor,
         text: torch.Tensor,
         text_valid: torch.Tensor,
+        unit_xyz: torch.Tensor | None = None,
     ) -> DecoderOutput:
         """units: (B, S, C) unit features; unit_pos: (B, S, C); unit_valid: (B, S) bool;
-        text: (B, T, C) projected text tokens; text_valid: (B, T) bool."""
+        text: (B, T, C) projected text tokens; text_valid: (B, T) bool; unit_xyz: (B, S, 3) unit centroids
+        (needed with anchored queries)."""
         b, t = text_valid.shape
         q = self.num_queries
         if t > self.text_pos.num_embeddings:
             raise ValueError(f"{t} text tokens exceed the position table ({self.text_pos.num_embeddings})")
-        x = torch.cat([self.query_feat.weight.expand(b, -1, -1), text], dim=1)
-        pos = torch.cat([self.query_pos.weight.expand(b, -1, -1), self.text_pos.weight[:t].expand(b, -1, -1)], 1)
-        token_valid = torch.cat([text_valid.new_ones(b, q), text_valid], dim=1)
         # a sample without any valid unit attends to its (zero) padding instead of producing NaN
         visible = unit_valid | ~unit_valid.any(dim=1, keepdim=True)
         text_rows = visible[:, None, :].expand(b, t, -1)
+        anchors = centre = spread = None
+        if self.anchors is not None:
+            if unit_xyz is None:
+                raise ValueError("anchored queries need the unit centroids (unit_xyz)")
+            anchors, centre, spread = self.anchors.place(unit_xyz, unit_valid, q)
+            query_pos = self.anchors.encode(anchors, centre, spread)
+        else:
+            query_pos = self.query_pos.weight.expand(b, -1, -1)
+        x = torch.cat([self.query_feat.weight.expand(b, q, -1), text], dim=1)
+        text_pos = self.text_pos.weight[:t].expand(b, -1, -1)
+        token_valid = torch.cat([text_valid.new_ones(b, q), text_valid], dim=1)
 
         spans, masks, queries = [], [], []
 
         def predict(x: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
+            nonlocal anchors, query_pos
             span, mask, normed = self.heads(x[:, :q], x[:, q:], units)
+            if self.anchors is not None:
+                refined, sigma = self.anchors.update(normed, anchors, spread)
+                mask = mask + gaussian_prior(unit_xyz, refined, sigma)
+                anchors = refined.detach()  # each layer refines from the previous anchors, without a gradient path
+                query_pos = self.anchors.encode(anchors, centre, spread)
             spans.append(span)
             masks.append(mask)
             queries.append(normed)
@@ -128,6 +154,7 @@ class MaskDecoder(nn.Module):
             query_rows = (mask.detach() > 0) & visible[:, None, :]
             query_rows = torch.where(query_rows.any(-1, keepdim=True), query_rows, visible[:, None, :])
             attend = torch.cat([query_rows, text_rows], dim=1)
+            pos = torch.cat([query_pos, text_pos], dim=1)
             x, units = layer(x, pos, token_valid, units, unit_pos, attend)
             mask = predict(x, units)
         return DecoderOutput(torch.stack(spans), torch.stack(masks), torch.stack(queries))

@@ -144,7 +144,9 @@ class UniVLG(nn.Module):
                 "give visual_index to pair them"
             )
         text_features = self.text_encoder(text.input_ids, text.attention_mask)
-        out = self.mask_decoder(visual.features, visual.pos, visual.valid, text_features, text.attention_mask)
+        out = self.mask_decoder(
+            visual.features, visual.pos, visual.valid, text_features, text.attention_mask, visual.xyz
+        )
         boxes = soft = None
         if with_boxes:
             temperature = self.cfg.decoder.soft_box_temperature
