@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from univlg.config import MaskDecoderConfig
-from univlg.model.anchors import MAX_PENALTY, QueryAnchors, farthest_points, gaussian_prior, sample_frame
+from univlg.geometry.neighbors import batched_farthest_point_sample as farthest_points
+from univlg.model.anchors import MAX_PENALTY, QueryAnchors, gaussian_prior, sample_frame
 from univlg.model.mask_decoder import MaskDecoder
 
 

@@ -13,10 +13,11 @@ from univlg.geometry.boxes import (
     soft_boxes_from_masks,
 )
 from univlg.geometry.camera import crop_intrinsics, project_points, resize_intrinsics, unproject_depth
-from univlg.geometry.neighbors import farthest_point_sample, idw_interpolate, knn
+from univlg.geometry.neighbors import batched_farthest_point_sample, farthest_point_sample, idw_interpolate, knn
 from univlg.geometry.voxels import scatter_max, scatter_mean, scatter_min, voxel_batch, voxelize
 
 __all__ = [
+    "batched_farthest_point_sample",
     "box_center_to_corners",
     "box_corners_to_center",
     "box_iou_2d",

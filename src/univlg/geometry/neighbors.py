@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-__all__ = ["knn", "idw_interpolate", "farthest_point_sample"]
+__all__ = ["knn", "idw_interpolate", "farthest_point_sample", "batched_farthest_point_sample"]
 
 # Upper bound on the elements of one (chunk x M) distance block of the torch backend: 2**24 floats (64 MiB fp32)
 # on CPU; 2**26 (256 MiB) on CUDA, where fewer, larger blocks keep the kernel launches from dominating.
@@ -207,3 +207,29 @@ def farthest_point_sample(
         nearest = torch.minimum(nearest, (points - points[pick]).square().sum(dim=1))
         nearest[pick] = -1.0
     return out
+
+
+def batched_farthest_point_sample(xyz: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
+    """Farthest point sampling of k points in every sample of a padded batch at once; deterministic.
+
+    Unlike :func:`farthest_point_sample` (one set, optional initial picks, no repeats) this always returns k
+    picks per sample: the first is the sample's first valid point, and a sample with fewer than k valid points
+    repeats picks. Padding is never picked.
+
+    Args:
+        xyz: (B, S, 3); valid: (B, S) bool.
+
+    Returns:
+        (B, k) long indices into S (0 for a sample without valid points).
+    """
+    xyz = xyz.detach()
+    b = xyz.shape[0]
+    rows = torch.arange(b, device=xyz.device)
+    distance = torch.where(valid, torch.full_like(valid, float("inf"), dtype=xyz.dtype), -1.0)
+    picks = []
+    for _ in range(k):
+        pick = distance.argmax(dim=1)
+        picks.append(pick)
+        step = ((xyz - xyz[rows, pick][:, None, :]) ** 2).sum(-1)
+        distance = torch.where(valid, torch.minimum(distance, step), distance)
+    return torch.stack(picks, dim=1)

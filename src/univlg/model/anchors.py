@@ -19,6 +19,7 @@ import math
 import torch
 from torch import nn
 
+from univlg.geometry import batched_farthest_point_sample
 from univlg.model.layers import MLP
 
 MAX_PENALTY = 30.0
@@ -40,29 +41,6 @@ def sample_frame(xyz: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, 
     var = (((xyz - centre) ** 2) * weight).sum((1, 2), keepdim=True) / (3 * count.clamp_min(1))
     spread = torch.where(count > 0, var.sqrt().clamp_min(1e-3), torch.ones_like(var))
     return centre, spread
-
-
-def farthest_points(xyz: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
-    """Greedy farthest point sampling over the valid points of every sample at once; deterministic.
-
-    The first pick is the first valid point; a sample with fewer than k valid points repeats picks.
-
-    Args:
-        xyz: (B, S, 3); valid: (B, S) bool.
-
-    Returns:
-        (B, k) long indices into S (0 for a sample without valid points).
-    """
-    b = xyz.shape[0]
-    rows = torch.arange(b, device=xyz.device)
-    distance = torch.where(valid, torch.full_like(valid, math.inf, dtype=xyz.dtype), -1.0)
-    picks = []
-    for _ in range(k):
-        pick = distance.argmax(dim=1)
-        picks.append(pick)
-        step = ((xyz - xyz[rows, pick][:, None, :]) ** 2).sum(-1)
-        distance = torch.where(valid, torch.minimum(distance, step), distance)
-    return torch.stack(picks, dim=1)
 
 
 def gaussian_prior(xyz: torch.Tensor, anchors: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -103,7 +81,7 @@ class QueryAnchors(nn.Module):
             anchors (B, Q, 3); centre (B, 1, 3); spread (B, 1, 1) (see :func:`sample_frame`).
         """
         centre, spread = sample_frame(xyz, valid)
-        index = farthest_points(xyz.detach(), valid, num_queries)
+        index = batched_farthest_point_sample(xyz, valid, num_queries)
         anchors = xyz.detach().gather(1, index[..., None].expand(-1, -1, 3))
         return anchors, centre, spread
 
