@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from univlg.train.losses import LossWeights, SetCriterion, dice_loss, sigmoid_focal_loss
+from univlg.model.heads import PredictionHeads
+from univlg.train.losses import LossWeights, SetCriterion, dice_loss, sigmoid_focal_loss, unit_span_loss
 from univlg.train.matcher import HungarianMatcher
 from univlg.train.targets import SampleTargets
 
@@ -117,3 +118,45 @@ def test_soft_box_loss_carries_gradient_and_match_only_does_not():
     assert soft.grad is not None and soft.grad.abs().sum() > 0
     out = SetCriterion(HungarianMatcher(), box_loss="match_only")(*args, boxes=soft.detach(), soft_boxes=soft)
     assert not any(k.startswith("loss_bbox") for k in out)
+
+
+def _focal(logit: float, target: float, alpha: float = 0.25, gamma: float = 2.0) -> float:
+    p = 1 / (1 + math.exp(-logit))
+    p_t = p if target else 1 - p
+    return -math.log(p_t) * (1 - p_t) ** gamma * (alpha if target else 1 - alpha)
+
+
+def test_unit_span_loss_equals_hand_computation():
+    """4 units (the last is padding), 3 tokens (the last is padding), 2 objects: unit 1 lies in both."""
+    logits = torch.tensor([[[1.0, -2.0, 9.0], [0.5, 0.0, 9.0], [-1.0, 3.0, 9.0], [9.0, 9.0, 9.0]]])  # (1, S=4, T=3)
+    positive = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # object 0 -> token 0, object 1 -> token 1
+    masks = torch.tensor([[1.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+    text_valid = torch.tensor([[True, True, False]])
+    unit_valid = torch.tensor([[True, True, True, False]])
+    loss = unit_span_loss(logits, text_valid, unit_valid, [SampleTargets(positive, masks)])
+    wanted = {(0, 0): 1, (0, 1): 0, (1, 0): 1, (1, 1): 1, (2, 0): 0, (2, 1): 0}
+    expected = sum(_focal(float(logits[0, u, t]), w) for (u, t), w in wanted.items()) / 3  # 3 positive pairs
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_unit_span_logits_score_units_as_the_span_head_scores_queries():
+    torch.manual_seed(0)
+    heads = PredictionHeads(16, temperature=0.07)
+    units, text = torch.randn(2, 5, 16), torch.randn(2, 3, 16)
+    span, _, _ = heads(units, text, units)
+    assert torch.allclose(heads.unit_span(units, text), span, atol=1e-5)
+
+
+def test_unit_span_term_is_added_only_when_weighted():
+    span, masks, target = _problem()
+    dense = torch.randn(1, masks.shape[-1], span.shape[-1])
+    text_valid = torch.ones(1, span.shape[-1], dtype=torch.bool)
+    point_valid = torch.ones(1, masks.shape[-1], dtype=torch.bool)
+    off = SetCriterion(HungarianMatcher())(span, text_valid, masks, point_valid, [target], unit_span_logits=dense)
+    on = SetCriterion(HungarianMatcher(), LossWeights(unit_span=3.0))(
+        span, text_valid, masks, point_valid, [target], unit_span_logits=dense
+    )
+    assert not any(k.startswith("loss_unit_span") for k in off)
+    term = 3.0 * unit_span_loss(dense, text_valid, point_valid, [target])
+    assert on["loss_unit_span_1"].item() == pytest.approx(term.item(), rel=1e-6)
+    assert on["loss"].item() == pytest.approx(off["loss"].item() + term.item(), rel=1e-5)

@@ -69,11 +69,12 @@ class DecoderLayer(nn.Module):
 @dataclass
 class DecoderOutput:
     """Per prediction (L = layers + 1): span_logits (L, B, Q, T), mask_logits (L, B, Q, S), queries (L, B, Q, C)
-    (the layer-normed query features)."""
+    (the layer-normed query features); unit_span_logits (B, S, T): the span head on the final units."""
 
     span_logits: torch.Tensor
     mask_logits: torch.Tensor
     queries: torch.Tensor
+    unit_span_logits: torch.Tensor
 
 
 class MaskDecoder(nn.Module):
@@ -157,7 +158,8 @@ class MaskDecoder(nn.Module):
             pos = torch.cat([query_pos, text_pos], dim=1)
             x, units = layer(x, pos, token_valid, units, unit_pos, attend)
             mask = predict(x, units)
-        return DecoderOutput(torch.stack(spans), torch.stack(masks), torch.stack(queries))
+        unit_spans = self.heads.unit_span(units, x[:, q:])
+        return DecoderOutput(torch.stack(spans), torch.stack(masks), torch.stack(queries), unit_spans)
 
 
 def build_mask_decoder(cfg: MaskDecoderConfig, max_text_len: int) -> MaskDecoder:

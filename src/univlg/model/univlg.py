@@ -162,6 +162,7 @@ class UniVLG(nn.Module):
             boxes=boxes,
             soft_boxes=soft,
             queries=out.queries,
+            unit_span_logits=out.unit_span_logits,
             text_valid=text.attention_mask,
             unit_valid=visual.valid,
             unit_xyz=visual.xyz,

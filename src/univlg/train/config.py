@@ -69,13 +69,16 @@ class OptimConfig:
 
 @dataclass
 class LossConfig:
-    """Loss weights, matching costs (reference 3.2-3.3) and the box-loss mode ("soft" or "match_only")."""
+    """Loss weights, matching costs (reference 3.2-3.3) and the box-loss mode ("soft" or "match_only").
+    ``unit_span`` weighs this library's dense unit-to-words loss (``losses.unit_span_loss``; 0 = off, as in the
+    paper)."""
 
     span: float = 2.0
     mask: float = 15.0
     dice: float = 6.0
     bbox: float = 3.0
     giou: float = 3.0
+    unit_span: float = 0.0
     match_class: float = 2.0
     match_mask: float = 0.2
     match_dice: float = 0.2

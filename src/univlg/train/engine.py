@@ -47,7 +47,9 @@ CHECKPOINT = "checkpoint.pt"
 def build_criterion(cfg: LossConfig) -> SetCriterion:
     """The set criterion with its matcher, from the loss config."""
     matcher = HungarianMatcher(cfg.match_class, cfg.match_mask, cfg.match_dice, cfg.match_bbox, cfg.match_giou)
-    weights = LossWeights(span=cfg.span, mask=cfg.mask, dice=cfg.dice, bbox=cfg.bbox, giou=cfg.giou)
+    weights = LossWeights(
+        span=cfg.span, mask=cfg.mask, dice=cfg.dice, bbox=cfg.bbox, giou=cfg.giou, unit_span=cfg.unit_span
+    )
     return SetCriterion(matcher, weights, box_loss=cfg.box_loss)
 
 
@@ -76,6 +78,7 @@ def compute_losses(model, criterion: SetCriterion, batch: TrainingBatch) -> dict
         targets,
         boxes=preds.boxes if boxes_supervised else None,
         soft_boxes=preds.soft_boxes if boxes_supervised else None,
+        unit_span_logits=preds.unit_span_logits,
     )
 
 

@@ -4,6 +4,11 @@ Every decoder layer's predictions are matched afresh by the injected :class:`Hun
 with the same weights (deep supervision). Mask and box losses are divided by the number of ground-truth objects
 and the span loss by the number of positive tokens, both averaged over processes when training is distributed.
 The paper's answer cross-entropy belongs to its generation head, which this library does not implement.
+
+``unit_span`` (off by default; not in the paper) adds a dense term: the span head applied to every final unit
+feature (``Predictions.unit_span_logits``) is trained with the same focal loss to name the tokens of the object
+the unit belongs to (no token for units outside every target), divided by the number of positive
+(unit, token) pairs. The queries' span loss supervises about one query per object; this one supervises every unit.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class LossWeights:
     dice: float = LossConfig.dice
     bbox: float = LossConfig.bbox
     giou: float = LossConfig.giou
+    unit_span: float = LossConfig.unit_span
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
@@ -60,6 +66,31 @@ def _global_mean_count(count: float, device: torch.device) -> float:
         dist.all_reduce(value)
         value = value / dist.get_world_size()
     return max(float(value.item()), 1.0)
+
+
+def unit_span_loss(
+    unit_span_logits: torch.Tensor,
+    text_valid: torch.Tensor,
+    unit_valid: torch.Tensor,
+    targets: list[SampleTargets],
+) -> torch.Tensor:
+    """Focal loss of every valid unit's span logits against the tokens of the target object it lies in.
+
+    unit_span_logits: (B, S, T); text_valid: (B, T) bool; unit_valid: (B, S) bool; targets: B samples with masks
+    (G, S). A unit inside several targets takes all their tokens. Summed over valid (unit, token) pairs and
+    divided by the number of positive pairs (averaged over processes, at least 1).
+    """
+    total = unit_span_logits.sum() * 0.0
+    positives = 0.0
+    for b, target in enumerate(targets):
+        tokens = (target.positive_map > 0).float()  # (G, T)
+        unit_tokens = (target.masks.float().T @ tokens).clamp_max(1.0)  # (S, T)
+        rows = unit_valid[b]
+        logits = unit_span_logits[b][rows][:, text_valid[b]].float()
+        wanted = unit_tokens[rows][:, text_valid[b]]
+        total = total + sigmoid_focal_loss(logits, wanted).sum()
+        positives += float(wanted.sum())
+    return total / _global_mean_count(positives, unit_span_logits.device)
 
 
 class SetCriterion(nn.Module):
@@ -91,11 +122,13 @@ class SetCriterion(nn.Module):
         targets: list[SampleTargets],
         boxes: torch.Tensor | None = None,
         soft_boxes: torch.Tensor | None = None,
+        unit_span_logits: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Weighted losses per layer (``loss_<term>_<layer>``) and their sum under ``loss``.
 
         span_logits: (L, B, Q, T); text_valid: (B, T) bool; mask_logits: (L, B, Q, P); point_valid: (B, P) bool;
-        targets: B :class:`SampleTargets`; boxes / soft_boxes: (L, B, Q, 6) hard / differentiable corner boxes.
+        targets: B :class:`SampleTargets`; boxes / soft_boxes: (L, B, Q, 6) hard / differentiable corner boxes;
+        unit_span_logits: (B, P, T), used when the ``unit_span`` weight is positive (reported with the last layer).
         """
         device = span_logits.device
         num_objects = _global_mean_count(sum(len(t) for t in targets), device)
@@ -118,6 +151,9 @@ class SetCriterion(nn.Module):
             )
             for name, value in terms.items():
                 losses[f"loss_{name}_{layer}"] = getattr(self.weights, name) * value
+        if self.weights.unit_span > 0 and unit_span_logits is not None:
+            dense = unit_span_loss(unit_span_logits, text_valid, point_valid, targets)
+            losses[f"loss_unit_span_{span_logits.shape[0] - 1}"] = self.weights.unit_span * dense
         losses["loss"] = torch.stack(list(losses.values())).sum()
         return losses
 
