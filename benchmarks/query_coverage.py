@@ -1,0 +1,109 @@
+"""Where a grounding model fails: in its masks or in choosing among them.
+
+For referrals of a benchmark file (SR3D CSV, ScanRefer JSON, ...) over scenes on disk, every query's mask
+(point logit > 0) is compared with the target instance by point IoU:
+
+- ``oracle``: some query's mask has IoU > 0.25 with the target (what a perfect chooser would reach);
+- ``chosen``: the query the model picks (highest mean span probability over the target phrase) has IoU > 0.25;
+- ``chosen_on_target_class`` / ``chosen_on_anchor``: the instance covering most of the chosen mask has the
+  target's class / is one of the referral's anchors; ``chosen_empty``: the chosen mask has no point.
+
+Usage (the synthetic validation split, 15 scenes, at most 12 referrals each)::
+
+    .venv/bin/python benchmarks/query_coverage.py --model checkpoints/tiny-synth \\
+        --scans data/synth/scans --annotations data/synth/referit3d/sr3d_val.csv --scenes 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from univlg.benchmark_data import read_benchmark_referrals
+from univlg.data.batch import collate_visual, scene_to_sample
+from univlg.data.records import Referral
+from univlg.data.scene import Scene
+from univlg.data.scene_store import SceneStore
+from univlg.model.grounding import best_queries, eval_mode, target_token_mask
+from univlg.model.univlg import UniVLG
+
+logger = logging.getLogger("query_coverage")
+IOU = 0.25
+
+
+def dominant_instance(instance_ids: torch.Tensor, mask: torch.Tensor) -> int:
+    """The instance id covering most points of ``mask`` (P,) bool; -1 for an empty mask."""
+    ids, counts = torch.unique(instance_ids[mask], return_counts=True)
+    return int(ids[counts.argmax()]) if len(ids) else -1
+
+
+def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[dict]:
+    """One row of booleans per referral of ``scene`` (the fields of the module docstring)."""
+    scene = scene.aligned()
+    sample = scene_to_sample(
+        scene,
+        model.patch_size,
+        max_size=model.cfg.image_encoder.max_image_size,
+        lifted_voxel_size=model.cfg.output.voxel_size,
+    )
+    instance_ids = torch.from_numpy(scene.points.instance_ids.astype(np.int64))
+    with eval_mode(model), torch.no_grad():
+        visual = model.encode_visual(collate_visual([sample]).to(model.device))
+        text = model.tokenize([r.utterance for r in referrals]).to(model.device)
+        index = torch.zeros(len(referrals), dtype=torch.long, device=model.device)
+        preds = model.decode(visual, text, visual_index=index, with_boxes=False)
+        tokens = target_token_mask(text.offsets, text.attention_mask, [r.target_spans[0] for r in referrals])
+        chosen, _ = best_queries(preds.span_logits[-1], tokens.to(model.device))
+        masks = (preds.point_logits() > 0).cpu()  # (n, Q, P)
+    rows = []
+    for i, referral in enumerate(referrals):
+        target = instance_ids == referral.target_id
+        iou = (masks[i] & target).sum(1) / (masks[i] | target).sum(1).clamp_min(1)
+        pick = int(chosen[i])
+        covering = dominant_instance(instance_ids, masks[i, pick])
+        rows.append(
+            {
+                "oracle": bool(iou.max() > IOU),
+                "chosen": bool(iou[pick] > IOU),
+                "chosen_on_target_class": scene.objects.get(covering) == scene.objects.get(referral.target_id),
+                "chosen_on_anchor": covering in referral.anchor_ids,
+                "chosen_empty": not bool(masks[i, pick].any()),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a saved model folder (UniVLG.save_pretrained)")
+    parser.add_argument("--scans", required=True, help="folder of scan folders")
+    parser.add_argument("--annotations", required=True, help="referral file (SR3D/NR3D CSV, ScanRefer JSON)")
+    parser.add_argument("--scenes", type=int, default=15, help="first N scenes of the file")
+    parser.add_argument("--per-scene", type=int, default=12, help="first K referrals of each scene")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = UniVLG.from_pretrained(args.model)
+    by_scene: dict[str, list[Referral]] = defaultdict(list)
+    for referral in read_benchmark_referrals(Path(args.annotations)):
+        if referral.target_spans:
+            by_scene[referral.scene_id].append(referral)
+    store = SceneStore(args.scans)
+    rows = []
+    for scene_id in tqdm(list(by_scene)[: args.scenes], desc="scenes", unit="scene"):
+        rows += scene_rows(model, store.get(scene_id), by_scene[scene_id][: args.per_scene])
+    summary = {"referrals": len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]}}
+    logger.info("%s", json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
