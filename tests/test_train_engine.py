@@ -50,6 +50,28 @@ def test_loss_decreases_when_overfitting_one_batch(synthetic_root, tmp_path):
     assert result.metrics["train/loss"] == losses[30]
 
 
+def test_question_batches_train_the_answer_head(synthetic_root, tmp_path):
+    from univlg.config import AnswerHeadConfig
+    from univlg.data.formats.scanqa import read_scanqa_json
+    from univlg.data.scene_store import SceneStore
+    from univlg.model import UniVLG
+    from univlg.train.config import SourceConfig
+
+    cfg = micro_train_config(synthetic_root, tmp_path / "qa", steps=3)
+    qa = str(synthetic_root / "scanqa" / "ScanQA_v1.0_train.json")
+    cfg.data.sources = [SourceConfig(kind="qa", scans=str(synthetic_root / "scans"), annotations=qa)]
+    cfg.model.answer = AnswerHeadConfig(enabled=True, dim=32, num_layers=1, num_heads=2, ffn_dim=64)
+    train(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "qa" / "log.jsonl").read_text().splitlines()]
+    answer_terms = [row["train/answer"] for row in rows if "train/answer" in row]
+    assert len(answer_terms) == 3 and all(0 < v < float("inf") for v in answer_terms)
+    model = UniVLG.from_pretrained(tmp_path / "qa" / "model")
+    question = read_scanqa_json(qa)[0]
+    scene = SceneStore(synthetic_root / "scans").get(question.scene_id)
+    answers = model.answer(scene, [question.question], max_new_tokens=3)
+    assert len(answers) == 1 and isinstance(answers[0], str)
+
+
 def test_validation_reuses_the_training_store_and_filters_referrals(synthetic_root, tmp_path, monkeypatch):
     import univlg.train.data_stream as data_stream
 

@@ -48,7 +48,6 @@ from univlg.data.scene import Scene
 from univlg.errors import FormatError
 
 LABELS_FILE = "scannetv2-labels.combined.tsv"
-SCANQA_PROMPT = " find relevant objects"  # appended to the question; its last two words are the target span
 IMAGE_FOLDERS = ("scans", "images", "coco/train2014", "refcoco/images")
 
 
@@ -177,8 +176,7 @@ def scanqa_grounding_referrals(questions: list[Question]) -> list[Referral]:
     for q in questions:
         if not q.object_ids:
             continue
-        text = q.question + SCANQA_PROMPT
-        span = (len(text) - len("relevant objects"), len(text))
+        text, span = q.prompt()
         out.append(Referral(q.scene_id, text, q.object_ids[0], spans={q.object_ids[0]: (span,)}, dataset="scanqa",
                             meta={"question_id": q.question_id}))  # fmt: skip
     return out

@@ -256,6 +256,26 @@ class OutputPointsConfig:
 
 
 @dataclasses.dataclass
+class AnswerHeadConfig:
+    """The answer-generation head (reference 4): a T5 decoder reading the last decoder layer's object queries.
+
+    ``enabled`` False builds no head. ``path``: a local folder with a ``T5ForConditionalGeneration`` and its
+    tokenizer (t5-small in the paper); None builds a random-init T5 of the sizes below that writes with the text
+    encoder's tokenizer. Answers are cut to ``max_answer_tokens`` in training; inference decodes greedily up to
+    ``max_new_tokens``.
+    """
+
+    enabled: bool = False
+    path: str | None = None
+    dim: int = 512
+    num_layers: int = 6
+    num_heads: int = 8
+    ffn_dim: int = 2048
+    max_answer_tokens: int = 32
+    max_new_tokens: int = 50
+
+
+@dataclasses.dataclass
 class ModelConfig:
     """The whole UniVLG model; the defaults are the ``paper`` preset."""
 
@@ -265,6 +285,7 @@ class ModelConfig:
     pixel_decoder: PixelDecoderConfig = dataclasses.field(default_factory=PixelDecoderConfig)
     decoder: MaskDecoderConfig = dataclasses.field(default_factory=MaskDecoderConfig)
     output: OutputPointsConfig = dataclasses.field(default_factory=OutputPointsConfig)
+    answer: AnswerHeadConfig = dataclasses.field(default_factory=AnswerHeadConfig)
 
 
 def paper_model_config(dinov2_path: str | None = None, text_path: str | None = None) -> ModelConfig:

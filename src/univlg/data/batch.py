@@ -81,15 +81,23 @@ class TextBatch:
 @dataclass
 class Batch:
     """Model input. ``visual_index`` (B_text,) long gives the visual sample of each utterance, so one scene can
-    serve several utterances without being encoded twice; None pairs utterance i with sample i."""
+    serve several utterances without being encoded twice; None pairs utterance i with sample i.
+    ``answer_labels`` (B_text, A) long: answer tokens for a generation head's teacher forcing
+    (:func:`univlg.model.answer_head.AnswerHead.labels`), or None."""
 
     visual: VisualBatch
     text: TextBatch
     visual_index: torch.Tensor | None = None
+    answer_labels: torch.Tensor | None = None
 
     def to(self, device) -> Batch:
         """A copy with every tensor on ``device``."""
-        return Batch(self.visual.to(device), self.text.to(device), _to(self.visual_index, device))
+        return Batch(
+            self.visual.to(device),
+            self.text.to(device),
+            _to(self.visual_index, device),
+            _to(self.answer_labels, device),
+        )
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int, lowercase: bool = True) -> TextBatch:

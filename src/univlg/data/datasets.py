@@ -5,6 +5,8 @@ the text talks about: their character spans, their masks over the sample's outpu
 - :class:`ReferralDataset`: SR3D / NR3D / ScanRefer-style sentences; objects = target + anchors (target first).
 - :class:`DetectionDataset`: instance segmentation as grounding: the text lists the class names and every
   instance is an object (reference 3.1).
+- :class:`QuestionDataset`: ScanQA-style questions: the prompt grounds every relevant object and one reference
+  answer is the generation head's target.
 - 2D samples (RefCOCO-style referrals, detection on single frames) are in :mod:`univlg.data.image_datasets`.
 Every sample is a pure function of ``(index, seed)``, so training resumes exactly.
 """
@@ -21,7 +23,7 @@ from univlg.data.augment import random_scene_affine
 from univlg.data.batch import VisualSample, scene_to_sample
 from univlg.data.frames import object_visibility, seen_by_frames, select_relevant_frames
 from univlg.data.noun_phrase import find_target_span
-from univlg.data.records import CharSpan, Referral
+from univlg.data.records import CharSpan, Question, Referral
 from univlg.data.scene import PointCloud, Scene
 from univlg.data.scene_store import SceneStore
 from univlg.geometry import boxes_from_masks
@@ -57,7 +59,8 @@ class SampleOptions:
 class TrainingSample:
     """visual: the model input of one sample; text: the utterance or prompt; spans: per object (target first)
     its character spans in ``text``; point_masks: (G, P) bool over the sample's output points (P = V*h*w patch
-    points for images); boxes: (G, 6) float corner boxes, or None for images; info: ids for logging/eval."""
+    points for images); boxes: (G, 6) float corner boxes, or None for images; info: ids for logging/eval;
+    answer: the answer to learn (question samples), else None."""
 
     visual: VisualSample
     text: str
@@ -65,6 +68,7 @@ class TrainingSample:
     point_masks: torch.Tensor
     boxes: torch.Tensor | None
     info: dict
+    answer: str | None = None
 
 
 def _rng(seed: int, index: int) -> np.random.Generator:
@@ -239,6 +243,35 @@ class DetectionDataset(torch.utils.data.Dataset):
         return self.sampler.sample_with_retries(
             scene, objects, self.prompt, spans, _rng(seed, index), info, require_first=False
         )
+
+    def __getitem__(self, index: int) -> TrainingSample | None:
+        return self.sample(index, 0)
+
+
+class QuestionDataset(torch.utils.data.Dataset):
+    """Questions about 3D scenes (ScanQA-style): ``Question.prompt()`` grounds every relevant object on the span
+    "relevant objects", and one of the reference answers, drawn with the sample's seed, is the answer target.
+    Questions without object ids or answers are left out (a sample needs a visible object)."""
+
+    def __init__(self, sampler: SceneSampler, questions: list[Question]):
+        self.sampler = sampler
+        self.questions = [q for q in questions if q.object_ids and q.answers]
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def sample(self, index: int, seed: int) -> TrainingSample | None:
+        question = self.questions[index]
+        scene = self.sampler.store.get(question.scene_id)
+        text, span = question.prompt()
+        rng = _rng(seed, index)
+        answer = question.answers[int(rng.integers(len(question.answers)))]
+        objects = list(dict.fromkeys(question.object_ids))
+        info = {"scene_id": question.scene_id, "question_id": question.question_id, "task": "qa"}
+        sample = self.sampler.sample_with_retries(
+            scene, objects, text, [(span,)] * len(objects), rng, info, require_first=False
+        )
+        return None if sample is None else replace(sample, answer=answer)
 
     def __getitem__(self, index: int) -> TrainingSample | None:
         return self.sample(index, 0)

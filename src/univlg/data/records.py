@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 CharSpan = tuple[int, int]
 
+QUESTION_PROMPT = " find relevant objects"  # appended to a question; its last two words span the relevant objects
+
 
 @dataclass
 class Referral:
@@ -53,6 +55,12 @@ class Question:
     question_type: str = ""
     dataset: str = ""
     meta: dict = field(default_factory=dict)
+
+    def prompt(self) -> tuple[str, CharSpan]:
+        """What the model reads (reference 3.1): the situation (SQA3D) and the question, then
+        :data:`QUESTION_PROMPT`; and the span of "relevant objects", the phrase every relevant object maps to."""
+        text = (f"{self.situation} {self.question}" if self.situation else self.question) + QUESTION_PROMPT
+        return text, (len(text) - len("relevant objects"), len(text))
 
 
 @dataclass

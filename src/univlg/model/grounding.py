@@ -108,6 +108,17 @@ def check_sentences(sentences) -> list[str]:
     return list(sentences)
 
 
+def encode_scene(model, scene: Scene, max_frames: int | None, max_size: int | None):
+    """Encode ``scene`` (axis-aligned) once: its :class:`VisualFeatures` (batch of 1) and the (P, 3) float32 points
+    its masks are over. ``max_size`` None: the image encoder's ``max_image_size``. Call under ``no_grad``."""
+    scene = scene.aligned()
+    size = model.cfg.image_encoder.max_image_size if max_size is None else max_size
+    sample = scene_to_sample(
+        scene, model.patch_size, max_size=size, max_frames=max_frames, lifted_voxel_size=model.cfg.output.voxel_size
+    )
+    return model.encode_visual(collate_visual([sample]).to(model.device)), sample.points.numpy()
+
+
 def ground_sentences(
     model,
     scene: Scene,
@@ -140,15 +151,9 @@ def ground_sentences(
     if len(spans) != len(sentences):
         raise ValueError(f"{len(spans)} spans for {len(sentences)} sentences")
     spans = [find_target_span(s) if span is None else tuple(span) for s, span in zip(sentences, spans, strict=True)]
-    scene = scene.aligned()
-    size = model.cfg.image_encoder.max_image_size if max_size is None else max_size
-    sample = scene_to_sample(
-        scene, model.patch_size, max_size=size, max_frames=max_frames, lifted_voxel_size=model.cfg.output.voxel_size
-    )
-    points = sample.points.numpy()
     results = []
     with eval_mode(model), torch.no_grad():
-        visual = model.encode_visual(collate_visual([sample]).to(model.device))
+        visual, points = encode_scene(model, scene, max_frames, max_size)
         for start in range(0, len(sentences), batch_size):
             chunk = sentences[start : start + batch_size]
             chunk_spans = spans[start : start + batch_size]

@@ -60,7 +60,9 @@ class Predictions:
     unit_span_logits: (B, S, T) the span head applied to the final unit features (auxiliary training signal);
     text_valid: (B, T) bool; unit_valid: (B, S) bool; unit_xyz: (B, S, 3);
     point_to_unit, point_to_voxel: (B, P) long (-1 = padding/invalid point); voxel_to_unit: (B, K) long and
-    voxel_valid: (B, K) bool (for targets computed per voxel, then per unit, as the paper does).
+    voxel_valid: (B, K) bool (for targets computed per voxel, then per unit, as the paper does);
+    answer_logits: (B, A, V) teacher-forced answer-token logits of the generation head, when the batch carried
+        answer labels and the model has the head, else None.
     """
 
     span_logits: torch.Tensor
@@ -76,6 +78,7 @@ class Predictions:
     point_to_voxel: torch.Tensor
     voxel_to_unit: torch.Tensor
     voxel_valid: torch.Tensor
+    answer_logits: torch.Tensor | None = None
 
     def point_logits(self, layer: int = -1) -> torch.Tensor:
         """(B, Q, P) mask logits of every output point (unit logit; -inf at padding/invalid points)."""

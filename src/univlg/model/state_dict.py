@@ -34,11 +34,26 @@ def to_installed_names(state_dict: dict, own: set[str]) -> dict:
     return renamed
 
 
+def shared_tensor_aliases(state_dict: dict) -> dict[str, str]:
+    """name -> earlier name, for tensors that share storage with an earlier one of ``state_dict`` (tied weights,
+    e.g. T5's input and output embeddings): a checkpoint stores each tensor once."""
+    first: dict[tuple, str] = {}
+    aliases = {}
+    for name, tensor in state_dict.items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.stride())
+        if key in first:
+            aliases[name] = first[key]
+        else:
+            first[key] = name
+    return aliases
+
+
 def load_model_state(model: nn.Module, state_dict: dict, source: str, ignore_prefixes: tuple[str, ...] = ()) -> None:
     """Load ``state_dict`` into ``model`` when every tensor fits.
 
     Args:
-        state_dict: name -> tensor, the names of ``model.state_dict()``.
+        state_dict: name -> tensor, the names of ``model.state_dict()``; a tied tensor may be given once (under
+            its first name, see :func:`shared_tensor_aliases`).
         source: what the tensors come from (a file), named in the error.
         ignore_prefixes: model tensors under these name prefixes may be absent (kept as they are, e.g. frozen
             encoders loaded from their own folder); every other model tensor must be given.
@@ -48,6 +63,9 @@ def load_model_state(model: nn.Module, state_dict: dict, source: str, ignore_pre
     """
     own = model.state_dict()
     state_dict = to_installed_names(state_dict, set(own))
+    for alias, name in shared_tensor_aliases(own).items():
+        if alias not in state_dict and name in state_dict:
+            state_dict[alias] = state_dict[name]
     missing = sorted(k for k in set(own) - set(state_dict) if not k.startswith(tuple(ignore_prefixes)))
     unexpected = sorted(set(state_dict) - set(own))
     shapes = sorted(

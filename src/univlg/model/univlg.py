@@ -22,6 +22,8 @@ from univlg.data.formats.fields import read_json
 from univlg.device import resolve_device
 from univlg.errors import CheckpointError, ConfigError, FormatError
 from univlg.geometry.boxes import boxes_from_masks, soft_boxes_from_masks
+from univlg.model.answer_head import AnswerHead, build_answer_head
+from univlg.model.answering import answer_questions
 from univlg.model.cross_view import Backbone3D, build_backbone_3d
 from univlg.model.grounding import Grounding, ground_sentences
 from univlg.model.image_encoder import ImageEncoder, build_image_encoder
@@ -29,7 +31,7 @@ from univlg.model.lifting import Units, build_units, make_patch_cloud, patch_cen
 from univlg.model.mask_decoder import MaskDecoder, build_mask_decoder
 from univlg.model.pixel_decoder import PixelDecoder, build_pixel_decoder
 from univlg.model.predictions import Predictions, VisualFeatures
-from univlg.model.state_dict import load_model_state
+from univlg.model.state_dict import load_model_state, shared_tensor_aliases
 from univlg.model.text_encoder import TextEncoder, build_text_encoder, load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class UniVLG(nn.Module):
         backbone_3d: Backbone3D | None,
         pixel_decoder: PixelDecoder,
         mask_decoder: MaskDecoder,
+        answer_head: AnswerHead | None = None,
     ):
         super().__init__()
         self.cfg = cfg
@@ -59,6 +62,7 @@ class UniVLG(nn.Module):
         self.backbone_3d = backbone_3d
         self.pixel_decoder = pixel_decoder
         self.mask_decoder = mask_decoder
+        self.answer_head = answer_head
 
     @property
     def patch_size(self) -> int:
@@ -135,8 +139,10 @@ class UniVLG(nn.Module):
         text: TextBatch,
         visual_index: torch.Tensor | None = None,
         with_boxes: bool = True,
+        answer_labels: torch.Tensor | None = None,
     ) -> Predictions:
-        """Decode utterances against encoded visual samples (``visual_index``: sample of each utterance)."""
+        """Decode utterances against encoded visual samples (``visual_index``: sample of each utterance);
+        ``answer_labels`` (B, A): teacher-force the generation head (needs one)."""
         visual = visual.select(visual_index)
         if visual.features.shape[0] != text.input_ids.shape[0]:
             raise ValueError(
@@ -170,11 +176,20 @@ class UniVLG(nn.Module):
             point_to_voxel=visual.point_to_voxel,
             voxel_to_unit=visual.voxel_to_unit,
             voxel_valid=visual.voxel_valid,
+            answer_logits=self._answer_logits(out.queries[-1], answer_labels),
         )
+
+    def _answer_logits(self, queries: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+        if labels is None:
+            return None
+        if self.answer_head is None:
+            raise ConfigError("answer labels given to a model without a generation head (model.answer.enabled)")
+        return self.answer_head(queries, labels)
 
     def forward(self, batch: Batch, with_boxes: bool = True) -> Predictions:
         """batch -> Predictions (see :class:`~univlg.model.predictions.Predictions` for shapes)."""
-        return self.decode(self.encode_visual(batch.visual), batch.text, batch.visual_index, with_boxes)
+        visual = self.encode_visual(batch.visual)
+        return self.decode(visual, batch.text, batch.visual_index, with_boxes, batch.answer_labels)
 
     def ground(
         self,
@@ -187,6 +202,19 @@ class UniVLG(nn.Module):
     ) -> list[Grounding]:
         """Ground sentences in a scene (encoded once); see :func:`univlg.model.grounding.ground_sentences`."""
         return ground_sentences(self, scene, sentences, spans, batch_size, max_frames, max_size)
+
+    def answer(
+        self,
+        scene,
+        questions: list[str],
+        batch_size: int = 8,
+        max_frames: int | None = 450,
+        max_size: int | None = None,
+        max_new_tokens: int | None = None,
+    ) -> list[str]:
+        """Answer questions about a scene (needs the generation head); see
+        :func:`univlg.model.answering.answer_questions`."""
+        return answer_questions(self, scene, questions, batch_size, max_frames, max_size, max_new_tokens)
 
     # ------------------------------------------------------------------------------------------- persistence
 
@@ -210,10 +238,14 @@ class UniVLG(nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         skip = self._unsaved_prefixes()
-        state = {k: t.detach().contiguous().cpu() for k, t in self.state_dict().items() if not k.startswith(skip)}
+        own = self.state_dict()
+        aliases = shared_tensor_aliases(own)
+        state = {
+            k: t.detach().contiguous().cpu() for k, t in own.items() if not k.startswith(skip) and k not in aliases
+        }
         save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt", "library": "univlg"})
         config = to_dict(self.cfg)
-        for encoder in ("image_encoder", "text_encoder"):
+        for encoder in ("image_encoder", "text_encoder", "answer"):
             path = config[encoder]["path"]
             if path is not None and not Path(path).is_absolute():
                 config[encoder]["path"] = os.path.relpath(path, folder)  # both relative to the working directory
@@ -246,7 +278,7 @@ class UniVLG(nn.Module):
             cfg = from_dict(ModelConfig, read_json(config_path), where=str(config_path))
         except (FormatError, ConfigError) as error:
             raise CheckpointError(f"{config_path}: {error}") from error
-        for encoder in (cfg.image_encoder, cfg.text_encoder):
+        for encoder in (cfg.image_encoder, cfg.text_encoder, cfg.answer):
             if encoder.path is not None and not Path(encoder.path).is_absolute():
                 encoder.path = str(folder / encoder.path)
         model = build_model(cfg)
@@ -275,6 +307,7 @@ def build_model(cfg: ModelConfig) -> UniVLG:
         backbone_3d=build_backbone_3d(cfg.backbone_3d, image_encoder.hidden_size, num_levels),
         pixel_decoder=build_pixel_decoder(cfg.pixel_decoder, image_encoder.hidden_size, num_levels - 1),
         mask_decoder=build_mask_decoder(cfg.decoder, cfg.text_encoder.max_length),
+        answer_head=build_answer_head(cfg.answer, cfg.decoder.dim, tokenizer),
     )
     logger.debug("built UniVLG: %d trainable parameters", sum(p.numel() for p in model.parameters() if p.requires_grad))
     return model

@@ -13,7 +13,7 @@ from univlg.config import MODEL_PRESETS, ModelConfig, apply_overrides, from_dict
 from univlg.data.datasets import SampleOptions
 from univlg.errors import ConfigError
 
-SOURCE_KINDS = ("referral", "detection", "image_referral", "frame_detection")
+SOURCE_KINDS = ("referral", "detection", "image_referral", "frame_detection", "qa")
 
 
 @dataclass
@@ -22,9 +22,10 @@ class SourceConfig:
 
     kind: "referral" (SR3D/NR3D CSV or ScanRefer JSON at ``annotations``), "detection" (every scene listed in
     ``annotations``, a text file of scene ids, or all scenes of ``scans`` when empty), "frame_detection" (2D:
-    single frames of those scenes with their ``instance-filt`` images), or "image_referral" (RefCOCO refs pickle at
-    ``annotations`` with COCO ``instances``, images under ``images``). ``scans`` is the folder of scan folders;
-    ``weight`` the sampling weight among sources of the same modality (3D or 2D).
+    single frames of those scenes with their ``instance-filt`` images), "image_referral" (RefCOCO refs pickle at
+    ``annotations`` with COCO ``instances``, images under ``images``), or "qa" (ScanQA JSON at ``annotations``:
+    the question grounds its objects and, with the model's generation head, trains the answer). ``scans`` is the
+    folder of scan folders; ``weight`` the sampling weight among sources of the same modality (3D or 2D).
     """
 
     kind: str
@@ -71,7 +72,7 @@ class OptimConfig:
 class LossConfig:
     """Loss weights, matching costs (reference 3.2-3.3) and the box-loss mode ("soft" or "match_only").
     ``unit_span`` weighs this library's dense unit-to-words loss (``losses.unit_span_loss``; 0 = off, as in the
-    paper)."""
+    paper); ``answer`` the generation head's token cross-entropy (x5, the released base config)."""
 
     span: float = 2.0
     mask: float = 15.0
@@ -79,6 +80,7 @@ class LossConfig:
     bbox: float = 3.0
     giou: float = 3.0
     unit_span: float = 0.0
+    answer: float = 5.0
     match_class: float = 2.0
     match_mask: float = 0.2
     match_dice: float = 0.2

@@ -21,12 +21,14 @@ from univlg.benchmark_data import read_benchmark_referrals, read_scene_list
 from univlg.data.collate import TrainingBatch
 from univlg.data.datasets import (
     DetectionDataset,
+    QuestionDataset,
     ReferralDataset,
     SampleOptions,
     SceneSampler,
     TrainingSample,
 )
 from univlg.data.formats.refcoco import read_refcoco
+from univlg.data.formats.scanqa import read_scanqa_json
 from univlg.data.image_datasets import FrameDetectionDataset, ImageReferralDataset
 from univlg.data.scene_store import SceneStore
 from univlg.errors import ConfigError, DataError
@@ -92,6 +94,12 @@ def build_source(source: SourceConfig, cfg: DataConfig, stores: SceneStores, pat
     if source.kind == "referral":
         referrals = read_benchmark_referrals(Path(source.annotations))
         return Source(ReferralDataset(SceneSampler(store, patch_size, options), referrals), source.weight, False)
+    if source.kind == "qa":
+        questions = read_scanqa_json(Path(source.annotations))
+        dataset = QuestionDataset(SceneSampler(store, patch_size, options), questions)
+        if len(dataset) == 0:
+            raise ConfigError(f"{source.annotations}: no question with object ids and answers for a qa source")
+        return Source(dataset, source.weight, False)
     if not cfg.detection_classes:
         raise ConfigError(f"a {source.kind} source needs data.detection_classes")
     classes = list(cfg.detection_classes)

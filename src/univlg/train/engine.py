@@ -48,7 +48,13 @@ def build_criterion(cfg: LossConfig) -> SetCriterion:
     """The set criterion with its matcher, from the loss config."""
     matcher = HungarianMatcher(cfg.match_class, cfg.match_mask, cfg.match_dice, cfg.match_bbox, cfg.match_giou)
     weights = LossWeights(
-        span=cfg.span, mask=cfg.mask, dice=cfg.dice, bbox=cfg.bbox, giou=cfg.giou, unit_span=cfg.unit_span
+        span=cfg.span,
+        mask=cfg.mask,
+        dice=cfg.dice,
+        bbox=cfg.bbox,
+        giou=cfg.giou,
+        unit_span=cfg.unit_span,
+        answer=cfg.answer,
     )
     return SetCriterion(matcher, weights, box_loss=cfg.box_loss)
 
@@ -79,6 +85,8 @@ def compute_losses(model, criterion: SetCriterion, batch: TrainingBatch) -> dict
         boxes=preds.boxes if boxes_supervised else None,
         soft_boxes=preds.soft_boxes if boxes_supervised else None,
         unit_span_logits=preds.unit_span_logits,
+        answer_logits=preds.answer_logits,
+        answer_labels=batch.batch.answer_labels,
     )
 
 
@@ -182,7 +190,8 @@ def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> T
     # One store for the whole run: the training sources' own when the validation scans are theirs.
     val_store = stores.get(cfg.data.val_scans) if validating else None
     val_referrals = validation_referrals(cfg) if validating else []
-    collate = partial(collate_training, tokenize=model.tokenize)
+    answer_labels = None if model.answer_head is None else model.answer_head.labels
+    collate = partial(collate_training, tokenize=model.tokenize, answer_labels=answer_labels)
     stream = BatchStream(
         sources,
         collate,

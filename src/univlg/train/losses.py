@@ -3,7 +3,7 @@
 Every decoder layer's predictions are matched afresh by the injected :class:`HungarianMatcher` and supervised
 with the same weights (deep supervision). Mask and box losses are divided by the number of ground-truth objects
 and the span loss by the number of positive tokens, both averaged over processes when training is distributed.
-The paper's answer cross-entropy belongs to its generation head, which this library does not implement.
+:func:`answer_loss` is the generation head's token cross-entropy (reference 3.3 / 4), added by the trainer.
 
 ``unit_span`` (off by default; not in the paper) adds a dense term: the span head applied to every final unit
 feature (``Predictions.unit_span_logits``) is trained with the same focal loss to name the tokens of the object
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from univlg.geometry.boxes import box_corners_to_center, generalized_box_iou_3d
+from univlg.model.answer_head import IGNORE
 from univlg.train.config import LossConfig
 from univlg.train.matcher import HungarianMatcher
 from univlg.train.targets import SampleTargets
@@ -38,6 +39,7 @@ class LossWeights:
     bbox: float = LossConfig.bbox
     giou: float = LossConfig.giou
     unit_span: float = LossConfig.unit_span
+    answer: float = LossConfig.answer
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
@@ -93,6 +95,14 @@ def unit_span_loss(
     return total / _global_mean_count(positives, unit_span_logits.device)
 
 
+def answer_loss(answer_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the answer tokens: answer_logits (B, A, V), labels (B, A) long with
+    :data:`~univlg.model.answer_head.IGNORE` padding; 0 (with a graph) when no row has an answer."""
+    if not bool((labels != IGNORE).any()):
+        return answer_logits.sum() * 0.0
+    return F.cross_entropy(answer_logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
+
+
 class SetCriterion(nn.Module):
     """Matches every layer's queries to the targets and sums the weighted losses.
 
@@ -123,12 +133,15 @@ class SetCriterion(nn.Module):
         boxes: torch.Tensor | None = None,
         soft_boxes: torch.Tensor | None = None,
         unit_span_logits: torch.Tensor | None = None,
+        answer_logits: torch.Tensor | None = None,
+        answer_labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Weighted losses per layer (``loss_<term>_<layer>``) and their sum under ``loss``.
 
         span_logits: (L, B, Q, T); text_valid: (B, T) bool; mask_logits: (L, B, Q, P); point_valid: (B, P) bool;
         targets: B :class:`SampleTargets`; boxes / soft_boxes: (L, B, Q, 6) hard / differentiable corner boxes;
-        unit_span_logits: (B, P, T), used when the ``unit_span`` weight is positive (reported with the last layer).
+        unit_span_logits: (B, P, T), used when the ``unit_span`` weight is positive; answer_logits (B, A, V) with
+        answer_labels (B, A): the generation head's term (both reported with the last layer).
         """
         device = span_logits.device
         num_objects = _global_mean_count(sum(len(t) for t in targets), device)
@@ -154,6 +167,9 @@ class SetCriterion(nn.Module):
         if self.weights.unit_span > 0 and unit_span_logits is not None:
             dense = unit_span_loss(unit_span_logits, text_valid, point_valid, targets)
             losses[f"loss_unit_span_{span_logits.shape[0] - 1}"] = self.weights.unit_span * dense
+        if answer_logits is not None and answer_labels is not None:
+            answer = answer_loss(answer_logits, answer_labels)
+            losses[f"loss_answer_{span_logits.shape[0] - 1}"] = self.weights.answer * answer
         losses["loss"] = torch.stack(list(losses.values())).sum()
         return losses
 

@@ -1,0 +1,134 @@
+"""Answer generation (reference 4): a T5 decoder that reads the object queries and writes the answer.
+
+The last decoder layer's Q layer-normed queries go through Linear(C -> d) + LayerNorm and are T5's
+``encoder_outputs`` (T5's own encoder is not used, as in the paper; no attention mask). Training is teacher
+forcing: :meth:`AnswerHead.forward` gives the logits of every answer token from the labels, which
+:func:`univlg.train.losses.answer_loss` scores with cross-entropy. Inference decodes greedily
+(:meth:`AnswerHead.generate`), without a cache so that it does not depend on a transformers release's cache API.
+
+Labels are (B, A) long token ids ending with the end token, padded with ``IGNORE`` (-100); a row of ``IGNORE``
+only has no answer (a sample of a non-QA source in a mixed batch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from univlg.config import AnswerHeadConfig
+from univlg.errors import CheckpointError
+
+IGNORE = -100
+
+
+def _t5_classes():
+    from transformers import T5Config, T5ForConditionalGeneration
+    from transformers.modeling_outputs import BaseModelOutput
+
+    return T5Config, T5ForConditionalGeneration, BaseModelOutput
+
+
+class AnswerHead(nn.Module):
+    """``project`` (Linear + LayerNorm to T5's width) and ``t5`` (a ``T5ForConditionalGeneration``).
+
+    ``tokenizer``: what answers are written with (T5's own for a pretrained ``path``, else the text encoder's);
+    its pad id starts decoding and its end id (``eos``, or ``sep`` for BERT-style tokenizers) ends an answer.
+    """
+
+    def __init__(self, cfg: AnswerHeadConfig, query_dim: int, tokenizer):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_token_id
+        self.end_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        if self.pad_id is None or self.end_id is None:
+            raise CheckpointError("the answer tokenizer needs a pad token and an end (eos or sep) token")
+        self.t5 = self._build_t5(cfg, len(tokenizer))
+        width = self.t5.config.d_model
+        self.project = nn.Sequential(nn.Linear(query_dim, width), nn.LayerNorm(width))
+
+    def _build_t5(self, cfg: AnswerHeadConfig, vocab_size: int) -> nn.Module:
+        t5_config, t5_model, _ = _t5_classes()
+        if cfg.path is not None:
+            if not Path(cfg.path).is_dir():
+                raise CheckpointError(f"answer head folder not found: {cfg.path}")
+            return t5_model.from_pretrained(cfg.path)
+        if cfg.dim % cfg.num_heads:
+            raise CheckpointError(f"answer.dim {cfg.dim} is not a multiple of answer.num_heads {cfg.num_heads}")
+        config = t5_config(
+            vocab_size=vocab_size,
+            d_model=cfg.dim,
+            d_kv=cfg.dim // cfg.num_heads,
+            d_ff=cfg.ffn_dim,
+            num_layers=1,  # T5's encoder is never run; one block keeps the class valid
+            num_decoder_layers=cfg.num_layers,
+            num_heads=cfg.num_heads,
+            pad_token_id=self.pad_id,
+            eos_token_id=self.end_id,
+            decoder_start_token_id=self.pad_id,
+        )
+        return t5_model(config)
+
+    def labels(self, answers: list[str | None]) -> torch.Tensor:
+        """(B, A) long labels of ``answers`` (None: a row of IGNORE), cut to ``max_answer_tokens`` with the end."""
+        rows = []
+        for answer in answers:
+            if answer is None:
+                rows.append([])
+                continue
+            ids = self.tokenizer(answer.lower(), add_special_tokens=False)["input_ids"]
+            rows.append(ids[: self.cfg.max_answer_tokens - 1] + [self.end_id])
+        width = max(1, max(len(r) for r in rows))
+        out = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        for i, ids in enumerate(rows):
+            out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return out
+
+    def _encoded(self, queries: torch.Tensor):
+        _, _, encoder_output = _t5_classes()
+        return encoder_output(last_hidden_state=self.project(queries))
+
+    def forward(self, queries: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """queries: (B, Q, C); labels: (B, A) -> (B, A, V) logits of each answer token given the ones before it."""
+        start = labels.new_full((labels.shape[0], 1), self.pad_id)
+        previous = torch.cat([start, labels[:, :-1]], dim=1)
+        previous = previous.masked_fill(previous == IGNORE, self.pad_id)
+        return self.t5(encoder_outputs=self._encoded(queries), decoder_input_ids=previous).logits
+
+    @torch.no_grad()
+    def generate(self, queries: torch.Tensor, max_new_tokens: int | None = None) -> list[str]:
+        """queries: (B, Q, C) -> B answers, greedy, at most ``max_new_tokens`` tokens (default from the config)."""
+        limit = self.cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
+        encoded = self._encoded(queries)
+        ids = torch.full((queries.shape[0], 1), self.pad_id, dtype=torch.long, device=queries.device)
+        done = torch.zeros(queries.shape[0], dtype=torch.bool, device=queries.device)
+        for _ in range(limit):
+            logits = self.t5(encoder_outputs=encoded, decoder_input_ids=ids).logits[:, -1]
+            step = logits.argmax(-1).masked_fill(done, self.pad_id)
+            ids = torch.cat([ids, step[:, None]], dim=1)
+            done |= step == self.end_id
+            if bool(done.all()):
+                break
+        return [self._text(row[1:]) for row in ids.tolist()]
+
+    def _text(self, ids: list[int]) -> str:
+        if self.end_id in ids:
+            ids = ids[: ids.index(self.end_id)]
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+def build_answer_head(cfg: AnswerHeadConfig, query_dim: int, text_tokenizer) -> AnswerHead | None:
+    """The head ``cfg`` describes (None when disabled); a pretrained ``path`` brings its own tokenizer."""
+    if not cfg.enabled:
+        return None
+    tokenizer = text_tokenizer
+    if cfg.path is not None:
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(cfg.path)
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f"{cfg.path}: cannot load the answer tokenizer: {error}") from error
+    return AnswerHead(cfg, query_dim, tokenizer)
