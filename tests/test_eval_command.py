@@ -206,6 +206,31 @@ def test_scanqa_grounds_relevant_objects_and_says_answers_need_a_head(eval_check
     assert any("generation head" in note for note in result["notes"])
 
 
+def test_scanqa_scores_the_answers_of_a_model_with_a_generation_head(synthetic_root, tmp_path, monkeypatch):
+    import dataclasses
+
+    from tests.test_model_fixtures import micro_config
+    from univlg.config import AnswerHeadConfig
+    from univlg.model import build_model
+
+    head = AnswerHeadConfig(enabled=True, dim=32, num_layers=1, num_heads=2, ffn_dim=64, max_new_tokens=2)
+    checkpoint = build_model(dataclasses.replace(micro_config(), answer=head)).save_pretrained(tmp_path / "qa")
+    rows = [r for r in json.loads((synthetic_root / "scanqa" / "ScanQA_v1.0_val.json").read_text()) if r["object_ids"]]
+    # every other question gets its first reference answer, the rest a wrong one
+    written = {
+        (r["scene_id"], r["question"]): r["answers"][0] if i % 2 == 0 else "not an answer" for i, r in enumerate(rows)
+    }
+
+    def fake_answer(model, scene, questions, *args, **kwargs):
+        return [written[(scene.scene_id, q)] for q in questions]
+
+    monkeypatch.setattr("univlg.model.univlg.UniVLG.answer", fake_answer)
+    answers = run_eval(checkpoint, synthetic_root, "scanqa", tmp_path)["metrics"]["answers"]
+    expected = np.mean([written[(r["scene_id"], r["question"])] in r["answers"] for r in rows])
+    assert answers["count"] == len(rows) and 0 < expected < 1
+    assert answers["EM"] == pytest.approx(expected)
+
+
 def test_sqa3d_reports_what_it_can_without_error(eval_checkpoint, tmp_path, capsys):
     questions = [Question("synth_val_0000", "What is on my left?", ("sofa",), situation="I sit on the bed."),
                  Question("synth_val_0000", "Is the lamp on?", ("yes",), situation="I face the desk.")]  # fmt: skip

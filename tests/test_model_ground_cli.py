@@ -1,7 +1,8 @@
-"""``univlg ground`` end to end on a rendered room written as a generic posed RGB-D folder."""
+"""``univlg ground`` and ``univlg answer`` end to end on a rendered room written as a generic posed RGB-D folder."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ from PIL import Image
 
 from tests.test_model_fixtures import make_scene, micro_config
 from univlg.cli import main
+from univlg.config import AnswerHeadConfig
 from univlg.model import build_model
 
 
@@ -43,3 +45,21 @@ def test_ground_command_writes_json_and_masks(tmp_path, capsys):
     assert "2 sentence(s)" in capsys.readouterr().out
     code = main(argv + ["--scene", str(tmp_path / "scene"), "--span", "sofa", "--span", "lamp"])
     assert code == 2 and "does not occur" in capsys.readouterr().err
+
+
+def test_answer_command_prints_and_writes_one_answer_per_question(tmp_path, capsys):
+    torch.manual_seed(0)
+    head = AnswerHeadConfig(enabled=True, dim=32, num_layers=1, num_heads=2, ffn_dim=64, max_new_tokens=3)
+    build_model(dataclasses.replace(micro_config(), answer=head)).save_pretrained(tmp_path / "qa")
+    build_model(micro_config()).save_pretrained(tmp_path / "plain")
+    _write_scene(tmp_path / "scene", make_scene(3, points=None))
+    questions = ["what is on the table?", "how many chairs are there?"]
+    out = tmp_path / "answers.json"
+    argv = ["answer", *questions, "--scene", str(tmp_path / "scene"), "--out", str(out)]
+    assert main(argv + ["--checkpoint", str(tmp_path / "qa")]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r["question"] for r in rows] == questions and all(isinstance(r["answer"], str) for r in rows)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"{q!r} -> {r['answer']!r}" for q, r in zip(questions, rows, strict=True)]
+    assert main(argv + ["--checkpoint", str(tmp_path / "plain")]) == 2
+    assert "no answer-generation head" in capsys.readouterr().err

@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "univlg.commands.train",
     "eval": "univlg.commands.evaluate",
     "ground": "univlg.commands.ground",
+    "answer": "univlg.commands.answer",
     "prepare": "univlg.commands.prepare",
     "view": "univlg.commands.view",
     "demo": "univlg.commands.demo",

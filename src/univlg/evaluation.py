@@ -21,10 +21,12 @@ from tqdm import tqdm
 from univlg import benchmark_data as data
 from univlg.benchmark_names import BENCHMARKS, GROUNDING_BENCHMARKS
 from univlg.data.formats.coco import segmentation_mask
+from univlg.data.records import Question
 from univlg.data.scene_store import SceneStore
 from univlg.errors import ConfigError, SceneError
 from univlg.eval.grounding import evaluate_grounding
 from univlg.eval.instance_ap import ScenePrediction, instance_average_precision
+from univlg.eval.qa import evaluate_qa
 from univlg.eval.refcoco import mask_overlap, refcoco_box_accuracy
 from univlg.eval.report import grounding_metrics, instance_metrics, json_safe, refcoco_metrics
 from univlg.predict import DETECTION_TOP_K, predict_instances, predict_referrals
@@ -33,8 +35,12 @@ from univlg.predict_images import predict_image_referrals
 logger = logging.getLogger(__name__)
 
 ANSWER_NOTE = (
-    "answer metrics (EM, EM-R, BLEU, METEOR, ROUGE-L, CIDEr) need an answer-generation head, which this library "
-    "does not implement; they are not reported"
+    "answer metrics need a checkpoint with the answer-generation head (model.answer.enabled); this one has none, "
+    "so they are not reported"
+)
+SCANQA_ANSWER_NOTE = (
+    "answers: greedy decoding of the generation head; EM and EM-R (the text metrics BLEU/METEOR/ROUGE-L/CIDEr need "
+    "Java and are not computed here)"
 )
 
 
@@ -103,11 +109,10 @@ def plan_evaluation(options: EvalOptions) -> EvalPlan:
         if benchmark == "scanqa":
             notes.append("grounding of the first object_id, utterance = question + ' find relevant objects', "
                          "target span 'relevant objects' (reference 3.1 / 5.3)")  # fmt: skip
-            notes.append(ANSWER_NOTE)
         return EvalPlan("grounding", items, [r.scene_id for r in items], found.path, counts, notes)
     if benchmark == "sqa3d":
         questions = data.load_sqa3d(root, options.split, options.annotations)[: options.limit]
-        note = "SQA3D has no grounding target (its official target id is a constant 0); nothing else to evaluate"
+        note = "SQA3D has no grounding target (its official target id is a constant 0); its answers are not scored yet"
         path = data.find_annotations(benchmark, root, options.split, options.annotations)
         return EvalPlan("qa", [], [], path, {"questions": len(questions)}, [ANSWER_NOTE, note])
     if benchmark == "refcoco":
@@ -156,8 +161,12 @@ def _grounding_shard(model, plan: EvalPlan, options: EvalOptions, groups: dict, 
             raise SceneError(f"{store.root / scene_id}: no mesh with instance labels (grounding is scored on them)")
         report = evaluate_grounding([p.mask for p in predictions], scene.points.xyz, scene.points.instance_ids,
                                     [r.target_id for r in referrals])  # fmt: skip
+        answers = [None] * len(referrals)
+        if options.benchmark == "scanqa" and model.answer_head is not None:
+            questions = [r.meta["question"] for r in referrals]
+            answers = model.answer(scene, questions, options.batch_size, options.max_frames)
         for k, index in enumerate(indices):
-            out[index] = (float(report.ious[k]), float(report.mask_ious[k]), predictions[k].score)
+            out[index] = (float(report.ious[k]), float(report.mask_ious[k]), predictions[k].score, answers[k])
     return out
 
 
@@ -228,7 +237,7 @@ def merge_shards(plan: EvalPlan, options: EvalOptions, shards: list[dict]) -> di
         ious, mask_ious, scores = (np.array([r[k] for r in rows], dtype=np.float64) for k in range(3))
         metrics["grounding"] = grounding_metrics(ious, mask_ious, plan.items, options.benchmark)
         if options.benchmark == "scanqa":
-            metrics["answers"] = None
+            metrics["answers"] = _answer_metrics(plan, [r[3] for r in rows])
         counts.update(referrals=len(rows), scenes=len(set(plan.keys)))
         per_item = {"iou": ious, "mask_iou": mask_ious, "score": scores}
     elif plan.task == "image_grounding":
@@ -253,6 +262,16 @@ def merge_shards(plan: EvalPlan, options: EvalOptions, shards: list[dict]) -> di
         "notes": plan.notes,
         "per_item": per_item,
     })  # fmt: skip
+
+
+def _answer_metrics(plan: EvalPlan, answers: list[str | None]) -> dict | None:
+    """EM / EM-R of ScanQA answers (None, with a note, when the model wrote none), per question type too."""
+    if not answers or any(a is None for a in answers):
+        plan.notes.append(ANSWER_NOTE)
+        return None
+    plan.notes.append(SCANQA_ANSWER_NOTE)
+    questions = [Question(r.scene_id, r.meta["question"], tuple(r.meta["answers"])) for r in plan.items]
+    return evaluate_qa(answers, questions, text_metrics=False)
 
 
 def evaluate(
