@@ -105,8 +105,9 @@ def test_question_samples_ground_relevant_objects_and_carry_an_answer(synthetic_
     questions = read_scanqa_json(synthetic_root / "scanqa" / "ScanQA_v1.0_train.json")
     sampler = SceneSampler(SceneStore(synthetic_root / "scans"), 8, SampleOptions(num_frames=3, max_points=2000))
     dataset = QuestionDataset(sampler, questions)
-    assert len(dataset) == sum(1 for q in questions if q.object_ids and q.answers) > 0
-    index, sample = next((i, s) for i, s in ((i, dataset.sample(i, 5)) for i in range(len(dataset))) if s is not None)
+    assert len(dataset) == sum(1 for q in questions if q.answers) > 0
+    index = next(i for i, q in enumerate(dataset.questions) if q.object_ids)
+    sample = dataset.sample(index, 5)
     question = dataset.questions[index]
     assert sample.text == question.question + " find relevant objects"
     assert all(sample.text[a:b] == "relevant objects" for spans in sample.spans for a, b in spans)
@@ -114,3 +115,25 @@ def test_question_samples_ground_relevant_objects_and_carry_an_answer(synthetic_
     assert set(sample.info["object_ids"]) <= set(question.object_ids)
     again = dataset.sample(index, 5)  # a pure function of (index, seed)
     assert (again.answer, again.info, again.text) == (sample.answer, sample.info, sample.text)
+
+
+def test_a_question_about_nothing_is_a_sample_without_objects_and_its_loss_is_finite(synthetic_root, tiny_tokenize):
+    from univlg.data.collate import collate_training
+    from univlg.data.records import Question
+    from univlg.train.losses import SetCriterion
+    from univlg.train.matcher import HungarianMatcher
+    from univlg.train.targets import SampleTargets
+
+    sampler = SceneSampler(SceneStore(synthetic_root / "scans"), 8, SampleOptions(num_frames=2, max_points=500))
+    dataset = QuestionDataset(sampler, [Question("synth_train_0000", "is there a ball in the room?", ("no",))])
+    sample = dataset.sample(0, 1)
+    assert sample.answer == "no" and sample.spans == [] and sample.point_masks.shape[0] == 0
+    batch = collate_training([sample], tiny_tokenize)
+    assert batch.positive_maps[0].shape[0] == 0
+    span = torch.randn(1, 1, 4, batch.batch.text.input_ids.shape[1])
+    masks = torch.randn(1, 1, 4, 10)
+    target = SampleTargets(batch.positive_maps[0], torch.zeros(0, 10))
+    losses = SetCriterion(HungarianMatcher())(
+        span, batch.batch.text.attention_mask, masks, torch.ones(1, 10, dtype=torch.bool), [target]
+    )
+    assert torch.isfinite(losses["loss"]) and losses["loss_mask_0"].item() == 0.0

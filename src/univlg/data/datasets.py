@@ -137,7 +137,8 @@ class SceneSampler:
     ) -> TrainingSample | None:
         """The sample for ``object_ids`` (with their ``spans`` in ``text``); objects too little visible are dropped.
 
-        Returns None when no object (or, with ``require_first``, not the first object) is visible enough.
+        Returns None when no object (or, with ``require_first``, not the first object) is visible enough; without
+        ``object_ids`` the sample has no object (a question about something absent).
         """
         views = scene.frames.subset(self.frames_for(scene, object_ids, rng))
         view_scene = replace(scene, frames=views)
@@ -145,7 +146,7 @@ class SceneSampler:
         instance_ids = scene.points.instance_ids[keep]
         masks = np.stack([instance_ids == o for o in object_ids]) if object_ids else np.zeros((0, len(keep)), bool)
         present = masks.sum(axis=1) >= self.options.min_object_points
-        if not present.any() or (require_first and not present[0]):
+        if object_ids and (not present.any() or (require_first and not present[0])):
             return None
         # Augment after choosing the visible points: the same map moves poses and points, so visibility holds.
         view_scene = replace(view_scene, points=subset_points(view_scene.points, keep))
@@ -251,11 +252,12 @@ class DetectionDataset(torch.utils.data.Dataset):
 class QuestionDataset(torch.utils.data.Dataset):
     """Questions about 3D scenes (ScanQA-style): ``Question.prompt()`` grounds every relevant object on the span
     "relevant objects", and one of the reference answers, drawn with the sample's seed, is the answer target.
-    Questions without object ids or answers are left out (a sample needs a visible object)."""
+    A question without object ids ("is there a ball?" - "no") is a sample without objects; questions without
+    answers are left out."""
 
     def __init__(self, sampler: SceneSampler, questions: list[Question]):
         self.sampler = sampler
-        self.questions = [q for q in questions if q.object_ids and q.answers]
+        self.questions = [q for q in questions if q.answers]
 
     def __len__(self) -> int:
         return len(self.questions)

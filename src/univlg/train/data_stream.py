@@ -98,7 +98,7 @@ def build_source(source: SourceConfig, cfg: DataConfig, stores: SceneStores, pat
         questions = read_scanqa_json(Path(source.annotations))
         dataset = QuestionDataset(SceneSampler(store, patch_size, options), questions)
         if len(dataset) == 0:
-            raise ConfigError(f"{source.annotations}: no question with object ids and answers for a qa source")
+            raise ConfigError(f"{source.annotations}: no question with answers for a qa source")
         return Source(dataset, source.weight, False)
     if not cfg.detection_classes:
         raise ConfigError(f"a {source.kind} source needs data.detection_classes")
