@@ -40,3 +40,19 @@ def test_a_name_without_a_counterpart_is_still_reported():
     state["layer.attention.attention.key.weight"] = torch.zeros(2, 2)  # the model has no k_proj
     with pytest.raises(CheckpointError, match="unexpected"):
         load_model_state(model, state, "x.safetensors")
+
+
+def test_matching_state_loads_what_fits_and_reports_what_it_lacks():
+    from univlg.model.state_dict import load_matching_state
+
+    source = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    target = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2), nn.Linear(2, 5))
+    before = target[2].weight.detach().clone()
+    kept = load_matching_state(target, source.state_dict(), "source")
+    assert kept == ["2.bias", "2.weight"]
+    assert torch.equal(target[0].weight, source[0].weight) and torch.equal(target[1].bias, source[1].bias)
+    assert torch.equal(target[2].weight, before)
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        load_matching_state(nn.Sequential(nn.Linear(3, 5)), source.state_dict(), "source")
+    with pytest.raises(CheckpointError, match="unexpected"):
+        load_matching_state(nn.Sequential(nn.Linear(3, 4)), source.state_dict(), "source")

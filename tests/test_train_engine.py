@@ -51,6 +51,8 @@ def test_loss_decreases_when_overfitting_one_batch(synthetic_root, tmp_path):
 
 
 def test_question_batches_train_the_answer_head(synthetic_root, tmp_path):
+    import dataclasses
+
     from univlg.config import AnswerHeadConfig
     from univlg.data.formats.scanqa import read_scanqa_json
     from univlg.data.scene_store import SceneStore
@@ -66,6 +68,14 @@ def test_question_batches_train_the_answer_head(synthetic_root, tmp_path):
     answer_terms = [row["train/answer"] for row in rows if "train/answer" in row]
     assert len(answer_terms) == 3 and all(0 < v < float("inf") for v in answer_terms)
     model = UniVLG.from_pretrained(tmp_path / "qa" / "model")
+    # fine-tuning start: a grounding-only model's tensors, the new head's own init (lr 0 keeps both as they start)
+    tuned = dataclasses.replace(cfg, init_weights=str(tmp_path / "qa" / "model"), output_dir=str(tmp_path / "ft"))
+    tuned = apply_overrides(tuned, ["optim.lr=0.0", "steps=1"])
+    tuned.model.answer = dataclasses.replace(cfg.model.answer, num_layers=2)  # a head the folder cannot fill
+    train(tuned)
+    start, tuned_model = model.state_dict(), UniVLG.from_pretrained(tmp_path / "ft" / "model").state_dict()
+    shared = [k for k in tuned_model if not k.startswith("answer_head.t5.decoder.block.1.")]
+    assert all(torch.equal(tuned_model[k], start[k]) for k in shared)
     question = read_scanqa_json(qa)[0]
     scene = SceneStore(synthetic_root / "scans").get(question.scene_id)
     answers = model.answer(scene, [question.question], max_new_tokens=3)

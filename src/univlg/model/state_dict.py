@@ -80,3 +80,30 @@ def load_model_state(model: nn.Module, state_dict: dict, source: str, ignore_pre
                 parts.append(f"{label} ({len(items)}): {items[:5]}{' ...' if len(items) > 5 else ''}")
         raise CheckpointError(f"{source}: checkpoint does not fit the model: " + "; ".join(parts))
     model.load_state_dict(state_dict, strict=not ignore_prefixes)
+
+
+def load_matching_state(model: nn.Module, state_dict: dict, source: str) -> list[str]:
+    """Load the tensors of ``state_dict`` into ``model``; model tensors it lacks keep their values.
+
+    Returns:
+        the model tensor names that were not given (tied aliases of given tensors excluded).
+
+    Raises:
+        CheckpointError: ``state_dict`` has tensors the model lacks or tensors of another shape (nothing loaded).
+    """
+    own = model.state_dict()
+    state_dict = to_installed_names(state_dict, set(own))
+    aliases = shared_tensor_aliases(own)
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = sorted(
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    )
+    if unexpected or shapes:
+        raise CheckpointError(
+            f"{source}: does not fit the model: unexpected {unexpected[:5]} ({len(unexpected)}), "
+            f"shape mismatch {shapes[:5]} ({len(shapes)})"
+        )
+    model.load_state_dict(state_dict, strict=False)
+    return sorted(k for k in set(own) - set(state_dict) if aliases.get(k) not in state_dict)

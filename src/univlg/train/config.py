@@ -92,7 +92,8 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     """A whole training run. ``cpu_threads`` sets torch's intra-op threads (0 keeps torch's default); two runs
-    sharing a 2-core machine go faster with 1 each."""
+    sharing a 2-core machine go faster with 1 each. ``init_weights``: a saved model folder whose tensors start the
+    run (fine-tuning; tensors it lacks, e.g. a new answer head, keep their random init; ignored on ``--resume``)."""
 
     model_preset: str = "tiny"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -110,6 +111,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     find_unused_parameters: bool = True
     cpu_threads: int = 0
+    init_weights: str = ""
 
 
 def _merge(base: dict, update: dict, where: str) -> dict:

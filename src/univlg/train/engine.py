@@ -25,10 +25,10 @@ from univlg.config import save_config
 from univlg.data.collate import TrainingBatch, collate_training
 from univlg.data.records import Referral
 from univlg.data.scene_store import SceneStore
-from univlg.errors import ConfigError
+from univlg.errors import CheckpointError, ConfigError
 from univlg.model.predictions import Predictions, unit_targets
-from univlg.model.state_dict import load_model_state
-from univlg.model.univlg import UniVLG, build_model
+from univlg.model.state_dict import load_matching_state, load_model_state
+from univlg.model.univlg import WEIGHTS_FILE, UniVLG, build_model
 from univlg.predict import predict_referrals, score_referrals
 from univlg.train import distributed
 from univlg.train.checkpoint import load_checkpoint, save_checkpoint
@@ -57,6 +57,18 @@ def build_criterion(cfg: LossConfig) -> SetCriterion:
         answer=cfg.answer,
     )
     return SetCriterion(matcher, weights, box_loss=cfg.box_loss)
+
+
+def initialise_from(model: UniVLG, folder: Path) -> None:
+    """Start ``model`` from the weights of a saved model folder (``init_weights``), keeping what it lacks."""
+    from safetensors.torch import load_file
+
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"init_weights: {weights} not found (a folder written by UniVLG.save_pretrained)")
+    kept = load_matching_state(model, load_file(str(weights)), str(weights))
+    logger.info("initialised from %s; %d tensors keep their initial values%s", folder, len(kept),
+                f" (e.g. {kept[:3]})" if kept else "")  # fmt: skip
 
 
 def unit_level_targets(preds: Predictions, batch: TrainingBatch) -> list[SampleTargets]:
@@ -170,6 +182,8 @@ def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> T
     optimizer = build_optimizer(model, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.lr_multipliers)
     scheduler = build_scheduler(optimizer, cfg.steps, cfg.optim.warmup_steps, cfg.optim.warmup_factor)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16" and process.device.type == "cuda")
+    if cfg.init_weights and not resume:
+        initialise_from(model, Path(cfg.init_weights))
     start = 0
     if resume:
         state = load_checkpoint(out / CHECKPOINT, map_location=process.device)
