@@ -4,7 +4,8 @@ For referrals of a benchmark file (SR3D CSV, ScanRefer JSON, ...) over scenes on
 (point logit > 0) is compared with the target instance by point IoU:
 
 - ``oracle``: some query's mask has IoU > 0.25 with the target (what a perfect chooser would reach);
-- ``chosen``: the query the model picks (highest mean span probability over the target phrase) has IoU > 0.25;
+- ``chosen``: the query the model picks (highest mean span probability over the target phrase: the annotated
+  span, else the rule-based head noun) has IoU > 0.25;
 - ``chosen_on_target_class`` / ``chosen_on_anchor``: the instance covering most of the chosen mask has the
   target's class / is one of the referral's anchors; ``chosen_empty``: the chosen mask has no point.
 
@@ -28,6 +29,7 @@ from tqdm import tqdm
 
 from univlg.benchmark_data import read_benchmark_referrals
 from univlg.data.batch import collate_visual, scene_to_sample
+from univlg.data.noun_phrase import find_target_span
 from univlg.data.records import Referral
 from univlg.data.scene import Scene
 from univlg.data.scene_store import SceneStore
@@ -36,6 +38,7 @@ from univlg.model.univlg import UniVLG
 
 logger = logging.getLogger("query_coverage")
 IOU = 0.25
+MAX_FRAMES = 450  # as UniVLG.ground
 
 
 def dominant_instance(instance_ids: torch.Tensor, mask: torch.Tensor) -> int:
@@ -51,6 +54,7 @@ def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[d
         scene,
         model.patch_size,
         max_size=model.cfg.image_encoder.max_image_size,
+        max_frames=MAX_FRAMES,
         lifted_voxel_size=model.cfg.output.voxel_size,
     )
     instance_ids = torch.from_numpy(scene.points.instance_ids.astype(np.int64))
@@ -59,7 +63,8 @@ def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[d
         text = model.tokenize([r.utterance for r in referrals]).to(model.device)
         index = torch.zeros(len(referrals), dtype=torch.long, device=model.device)
         preds = model.decode(visual, text, visual_index=index, with_boxes=False)
-        tokens = target_token_mask(text.offsets, text.attention_mask, [r.target_spans[0] for r in referrals])
+        spans = [r.target_spans[0] if r.target_spans else find_target_span(r.utterance) for r in referrals]
+        tokens = target_token_mask(text.offsets, text.attention_mask, spans)
         chosen, _ = best_queries(preds.span_logits[-1], tokens.to(model.device))
         masks = (preds.point_logits() > 0).cpu()  # (n, Q, P)
     rows = []
@@ -68,11 +73,12 @@ def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[d
         iou = (masks[i] & target).sum(1) / (masks[i] | target).sum(1).clamp_min(1)
         pick = int(chosen[i])
         covering = dominant_instance(instance_ids, masks[i, pick])
+        target_class = scene.objects.get(referral.target_id)
         rows.append(
             {
                 "oracle": bool(iou.max() > IOU),
                 "chosen": bool(iou[pick] > IOU),
-                "chosen_on_target_class": scene.objects.get(covering) == scene.objects.get(referral.target_id),
+                "chosen_on_target_class": target_class is not None and scene.objects.get(covering) == target_class,
                 "chosen_on_anchor": covering in referral.anchor_ids,
                 "chosen_empty": not bool(masks[i, pick].any()),
             }
@@ -95,12 +101,13 @@ def main() -> None:
     model = UniVLG.from_pretrained(args.model)
     by_scene: dict[str, list[Referral]] = defaultdict(list)
     for referral in read_benchmark_referrals(Path(args.annotations)):
-        if referral.target_spans:
-            by_scene[referral.scene_id].append(referral)
+        by_scene[referral.scene_id].append(referral)
     store = SceneStore(args.scans)
     rows = []
     for scene_id in tqdm(list(by_scene)[: args.scenes], desc="scenes", unit="scene"):
         rows += scene_rows(model, store.get(scene_id), by_scene[scene_id][: args.per_scene])
+    if not rows:
+        raise SystemExit(f"{args.annotations}: no referral to score")
     summary = {"referrals": len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]}}
     logger.info("%s", json.dumps(summary, indent=2))
 

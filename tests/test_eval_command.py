@@ -221,7 +221,8 @@ def test_scanqa_scores_the_answers_of_a_model_with_a_generation_head(synthetic_r
         (r["scene_id"], r["question"]): r["answers"][0] if i % 2 == 0 else "not an answer" for i, r in enumerate(rows)
     }
 
-    def fake_answer(model, scene, questions, *args, **kwargs):
+    def fake_answer(model, scene, questions, batch_size, max_frames):
+        assert (batch_size, max_frames) == (8, 450)  # univlg eval's defaults, passed through
         return [written[(scene.scene_id, q)] for q in questions]
 
     monkeypatch.setattr("univlg.model.univlg.UniVLG.answer", fake_answer)

@@ -137,6 +137,11 @@ def test_unit_span_loss_equals_hand_computation():
     wanted = {(0, 0): 1, (0, 1): 0, (1, 0): 1, (1, 1): 1, (2, 0): 0, (2, 1): 0}
     expected = sum(_focal(float(logits[0, u, t]), w) for (u, t), w in wanted.items()) / 3  # 3 positive pairs
     assert loss.item() == pytest.approx(expected, rel=1e-5)
+    # a second sample without objects adds nothing (its all-negative sum is not divided by a count of ~1)
+    nothing = SampleTargets(torch.zeros(0, 3), torch.zeros(0, 4))
+    both = unit_span_loss(torch.cat([logits, -logits]), text_valid.repeat(2, 1), unit_valid.repeat(2, 1),
+                          [SampleTargets(positive, masks), nothing])  # fmt: skip
+    assert both.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_unit_span_logits_score_units_as_the_span_head_scores_queries():

@@ -172,13 +172,13 @@ def load_grounding_set(
 def scanqa_grounding_referrals(questions: list[Question]) -> list[Referral]:
     """ScanQA's grounding task (reference 3.1 / 5.3): ``question + " find relevant objects"``, target = the first
     object id, target span = "relevant objects"; questions without objects are left out. ``meta`` keeps the
-    question id, the bare question and its reference answers (for a model that answers)."""
+    question id, the bare question, its reference answers and type (for a model that answers)."""
     out = []
     for q in questions:
         if not q.object_ids:
             continue
         text, span = q.prompt()
-        meta = {"question_id": q.question_id, "question": q.question, "answers": q.answers}
+        meta = {"question_id": q.question_id, "question": q.question, "answers": q.answers, "type": q.question_type}
         out.append(Referral(q.scene_id, text, q.object_ids[0], spans={q.object_ids[0]: (span,)}, dataset="scanqa",
                             meta=meta))  # fmt: skip
     return out

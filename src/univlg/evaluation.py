@@ -35,9 +35,10 @@ from univlg.predict_images import predict_image_referrals
 logger = logging.getLogger(__name__)
 
 ANSWER_NOTE = (
-    "answer metrics need a checkpoint with the answer-generation head (model.answer.enabled); this one has none, "
-    "so they are not reported"
+    "no answers were written (the checkpoint has no answer-generation head, model.answer.enabled), so answer "
+    "metrics are not reported"
 )
+SQA3D_NOTE = "SQA3D answers are not scored by univlg eval yet (ScanQA's are, with a generation head)"
 SCANQA_ANSWER_NOTE = (
     "answers: greedy decoding of the generation head; EM and EM-R (the text metrics BLEU/METEOR/ROUGE-L/CIDEr need "
     "Java and are not computed here)"
@@ -112,9 +113,9 @@ def plan_evaluation(options: EvalOptions) -> EvalPlan:
         return EvalPlan("grounding", items, [r.scene_id for r in items], found.path, counts, notes)
     if benchmark == "sqa3d":
         questions = data.load_sqa3d(root, options.split, options.annotations)[: options.limit]
-        note = "SQA3D has no grounding target (its official target id is a constant 0); its answers are not scored yet"
+        note = "SQA3D has no grounding target (its official target id is a constant 0)"
         path = data.find_annotations(benchmark, root, options.split, options.annotations)
-        return EvalPlan("qa", [], [], path, {"questions": len(questions)}, [ANSWER_NOTE, note])
+        return EvalPlan("qa", [], [], path, {"questions": len(questions)}, [SQA3D_NOTE, note])
     if benchmark == "refcoco":
         referrals, _ = data.load_image_referrals(root, options.split, options.annotations)
         referrals = referrals[: options.limit]
@@ -231,13 +232,15 @@ def merge_shards(plan: EvalPlan, options: EvalOptions, shards: list[dict]) -> di
         raise RuntimeError(f"{missing} of {len(plan.items)} items have no result after gathering the shards")
     rows = [results[i] for i in range(len(plan.items))]
     counts = dict(plan.counts)
+    notes = list(plan.notes)
     metrics: dict = {}
     per_item: dict = {}
     if plan.task == "grounding":
         ious, mask_ious, scores = (np.array([r[k] for r in rows], dtype=np.float64) for k in range(3))
         metrics["grounding"] = grounding_metrics(ious, mask_ious, plan.items, options.benchmark)
         if options.benchmark == "scanqa":
-            metrics["answers"] = _answer_metrics(plan, [r[3] for r in rows])
+            metrics["answers"], note = _answer_metrics(plan, [r[3] for r in rows])
+            notes.append(note)
         counts.update(referrals=len(rows), scenes=len(set(plan.keys)))
         per_item = {"iou": ious, "mask_iou": mask_ious, "score": scores}
     elif plan.task == "image_grounding":
@@ -259,19 +262,20 @@ def merge_shards(plan: EvalPlan, options: EvalOptions, shards: list[dict]) -> di
         "annotations": str(plan.annotations) if plan.annotations else None,
         "counts": counts,
         "metrics": metrics,
-        "notes": plan.notes,
+        "notes": notes,
         "per_item": per_item,
     })  # fmt: skip
 
 
-def _answer_metrics(plan: EvalPlan, answers: list[str | None]) -> dict | None:
-    """EM / EM-R of ScanQA answers (None, with a note, when the model wrote none), per question type too."""
+def _answer_metrics(plan: EvalPlan, answers: list[str | None]) -> tuple[dict | None, str]:
+    """EM / EM-R of ScanQA answers, per question type too (None when the model wrote none), and the note."""
     if not answers or any(a is None for a in answers):
-        plan.notes.append(ANSWER_NOTE)
-        return None
-    plan.notes.append(SCANQA_ANSWER_NOTE)
-    questions = [Question(r.scene_id, r.meta["question"], tuple(r.meta["answers"])) for r in plan.items]
-    return evaluate_qa(answers, questions, text_metrics=False)
+        return None, ANSWER_NOTE
+    questions = [
+        Question(r.scene_id, r.meta["question"], tuple(r.meta["answers"]), question_type=r.meta.get("type", ""))
+        for r in plan.items
+    ]
+    return evaluate_qa(answers, questions, text_metrics=False), SCANQA_ANSWER_NOTE
 
 
 def evaluate(

@@ -134,11 +134,12 @@ class SceneSampler:
         rng: np.random.Generator,
         info: dict,
         require_first: bool = True,
+        allow_empty: bool = False,
     ) -> TrainingSample | None:
         """The sample for ``object_ids`` (with their ``spans`` in ``text``); objects too little visible are dropped.
 
-        Returns None when no object (or, with ``require_first``, not the first object) is visible enough; without
-        ``object_ids`` the sample has no object (a question about something absent).
+        Returns None when no object (or, with ``require_first``, not the first object) is visible enough; with
+        ``allow_empty`` and no ``object_ids`` the sample has no object (a question about something absent).
         """
         views = scene.frames.subset(self.frames_for(scene, object_ids, rng))
         view_scene = replace(scene, frames=views)
@@ -146,7 +147,7 @@ class SceneSampler:
         instance_ids = scene.points.instance_ids[keep]
         masks = np.stack([instance_ids == o for o in object_ids]) if object_ids else np.zeros((0, len(keep)), bool)
         present = masks.sum(axis=1) >= self.options.min_object_points
-        if object_ids and (not present.any() or (require_first and not present[0])):
+        if not (allow_empty and not object_ids) and (not present.any() or (require_first and not present[0])):
             return None
         # Augment after choosing the visible points: the same map moves poses and points, so visibility holds.
         view_scene = replace(view_scene, points=subset_points(view_scene.points, keep))
@@ -271,7 +272,7 @@ class QuestionDataset(torch.utils.data.Dataset):
         objects = list(dict.fromkeys(question.object_ids))
         info = {"scene_id": question.scene_id, "question_id": question.question_id, "task": "qa"}
         sample = self.sampler.sample_with_retries(
-            scene, objects, text, [(span,)] * len(objects), rng, info, require_first=False
+            scene, objects, text, [(span,)] * len(objects), rng, info, require_first=False, allow_empty=True
         )
         return None if sample is None else replace(sample, answer=answer)
 

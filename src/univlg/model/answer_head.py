@@ -1,13 +1,16 @@
 """Answer generation (reference 4): a T5 decoder that reads the object queries and writes the answer.
 
 The last decoder layer's Q layer-normed queries go through Linear(C -> d) + LayerNorm and are T5's
-``encoder_outputs`` (T5's own encoder is not used, as in the paper; no attention mask). Training is teacher
+``encoder_outputs`` (T5's own encoder is not used, as in the paper, and is dropped from the module; no attention
+mask). Training is teacher
 forcing: :meth:`AnswerHead.forward` gives the logits of every answer token from the labels, which
 :func:`univlg.train.losses.answer_loss` scores with cross-entropy. Inference decodes greedily
 (:meth:`AnswerHead.generate`), without a cache so that it does not depend on a transformers release's cache API.
 
 Labels are (B, A) long token ids ending with the end token, padded with ``IGNORE`` (-100); a row of ``IGNORE``
-only has no answer (a sample of a non-QA source in a mixed batch).
+only has no answer (a sample of a non-QA source in a mixed batch). Answers are lower-cased; with the default
+WordPiece tokenizer, decoding puts spaces around punctuation ("t-shirt" comes back as "t - shirt"), so such
+answers never match exactly (ScanQA's exact match compares raw strings; its refined match squeezes spaces).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 from torch import nn
 
 from univlg.config import AnswerHeadConfig
-from univlg.errors import CheckpointError
+from univlg.errors import CheckpointError, ConfigError
 
 IGNORE = -100
 
@@ -46,6 +49,7 @@ class AnswerHead(nn.Module):
         if self.pad_id is None or self.end_id is None:
             raise CheckpointError("the answer tokenizer needs a pad token and an end (eos or sep) token")
         self.t5 = self._build_t5(cfg, len(tokenizer))
+        self.t5.encoder = None  # never run: the projected queries are its output; no dead weights in checkpoints
         width = self.t5.config.d_model
         self.project = nn.Sequential(nn.Linear(query_dim, width), nn.LayerNorm(width))
 
@@ -55,14 +59,12 @@ class AnswerHead(nn.Module):
             if not Path(cfg.path).is_dir():
                 raise CheckpointError(f"answer head folder not found: {cfg.path}")
             return t5_model.from_pretrained(cfg.path)
-        if cfg.dim % cfg.num_heads:
-            raise CheckpointError(f"answer.dim {cfg.dim} is not a multiple of answer.num_heads {cfg.num_heads}")
         config = t5_config(
             vocab_size=vocab_size,
             d_model=cfg.dim,
             d_kv=cfg.dim // cfg.num_heads,
             d_ff=cfg.ffn_dim,
-            num_layers=1,  # T5's encoder is never run; one block keeps the class valid
+            num_layers=1,  # the encoder is built, then dropped
             num_decoder_layers=cfg.num_layers,
             num_heads=cfg.num_heads,
             pad_token_id=self.pad_id,
@@ -95,7 +97,7 @@ class AnswerHead(nn.Module):
         start = labels.new_full((labels.shape[0], 1), self.pad_id)
         previous = torch.cat([start, labels[:, :-1]], dim=1)
         previous = previous.masked_fill(previous == IGNORE, self.pad_id)
-        return self.t5(encoder_outputs=self._encoded(queries), decoder_input_ids=previous).logits
+        return self.t5(encoder_outputs=self._encoded(queries), decoder_input_ids=previous, use_cache=False).logits
 
     @torch.no_grad()
     def generate(self, queries: torch.Tensor, max_new_tokens: int | None = None) -> list[str]:
@@ -105,7 +107,7 @@ class AnswerHead(nn.Module):
         ids = torch.full((queries.shape[0], 1), self.pad_id, dtype=torch.long, device=queries.device)
         done = torch.zeros(queries.shape[0], dtype=torch.bool, device=queries.device)
         for _ in range(limit):
-            logits = self.t5(encoder_outputs=encoded, decoder_input_ids=ids).logits[:, -1]
+            logits = self.t5(encoder_outputs=encoded, decoder_input_ids=ids, use_cache=False).logits[:, -1]
             step = logits.argmax(-1).masked_fill(done, self.pad_id)
             ids = torch.cat([ids, step[:, None]], dim=1)
             done |= step == self.end_id
@@ -119,10 +121,26 @@ class AnswerHead(nn.Module):
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
 
+def check_answer_config(cfg: AnswerHeadConfig) -> None:
+    """ConfigError for sizes no head can have."""
+    if cfg.max_answer_tokens < 2 or cfg.max_new_tokens < 1:
+        raise ConfigError("answer.max_answer_tokens must be >= 2 (a token and the end) and max_new_tokens >= 1")
+    if cfg.path is None and (min(cfg.dim, cfg.num_layers, cfg.num_heads, cfg.ffn_dim) < 1 or cfg.dim % cfg.num_heads):
+        raise ConfigError(
+            f"answer: dim {cfg.dim}, num_layers {cfg.num_layers}, num_heads {cfg.num_heads}, ffn_dim {cfg.ffn_dim} "
+            "must be positive, with dim a multiple of num_heads"
+        )
+
+
 def build_answer_head(cfg: AnswerHeadConfig, query_dim: int, text_tokenizer) -> AnswerHead | None:
-    """The head ``cfg`` describes (None when disabled); a pretrained ``path`` brings its own tokenizer."""
+    """The head ``cfg`` describes (None when disabled); a pretrained ``path`` brings its own tokenizer.
+
+    Raises:
+        ConfigError: impossible sizes. CheckpointError: ``path`` is missing or unreadable.
+    """
     if not cfg.enabled:
         return None
+    check_answer_config(cfg)
     tokenizer = text_tokenizer
     if cfg.path is not None:
         from transformers import AutoTokenizer

@@ -69,12 +69,13 @@ class DecoderLayer(nn.Module):
 @dataclass
 class DecoderOutput:
     """Per prediction (L = layers + 1): span_logits (L, B, Q, T), mask_logits (L, B, Q, S), queries (L, B, Q, C)
-    (the layer-normed query features); unit_span_logits (B, S, T): the span head on the final units."""
+    (the layer-normed query features); unit_span_logits (B, S, T): the span head on the final units, when asked
+    for (training with ``loss.unit_span``), else None."""
 
     span_logits: torch.Tensor
     mask_logits: torch.Tensor
     queries: torch.Tensor
-    unit_span_logits: torch.Tensor
+    unit_span_logits: torch.Tensor | None
 
 
 class MaskDecoder(nn.Module):
@@ -112,10 +113,11 @@ class MaskDecoder(nn.Module):
         text: torch.Tensor,
         text_valid: torch.Tensor,
         unit_xyz: torch.Tensor | None = None,
+        with_unit_span: bool = False,
     ) -> DecoderOutput:
         """units: (B, S, C) unit features; unit_pos: (B, S, C); unit_valid: (B, S) bool;
         text: (B, T, C) projected text tokens; text_valid: (B, T) bool; unit_xyz: (B, S, 3) unit centroids
-        (needed with anchored queries)."""
+        (needed with anchored queries); with_unit_span: also score the final units against the text."""
         b, t = text_valid.shape
         q = self.num_queries
         if t > self.text_pos.num_embeddings:
@@ -158,7 +160,7 @@ class MaskDecoder(nn.Module):
             pos = torch.cat([query_pos, text_pos], dim=1)
             x, units = layer(x, pos, token_valid, units, unit_pos, attend)
             mask = predict(x, units)
-        unit_spans = self.heads.unit_span(units, x[:, q:])
+        unit_spans = self.heads.unit_span(units, x[:, q:]) if with_unit_span else None
         return DecoderOutput(torch.stack(spans), torch.stack(masks), torch.stack(queries), unit_spans)
 
 

@@ -57,7 +57,8 @@ class Predictions:
     soft_boxes: (L, B, Q, 6) differentiable boxes of sigmoid(mask_logits) (``geometry.soft_boxes_from_masks``);
         both None when the forward was asked for no boxes;
     queries: (L, B, Q, C) layer-normed query features (input of a generation head);
-    unit_span_logits: (B, S, T) the span head applied to the final unit features (auxiliary training signal);
+    unit_span_logits: (B, S, T) the span head applied to the final unit features (auxiliary training signal), or
+        None when the forward was not asked for it;
     text_valid: (B, T) bool; unit_valid: (B, S) bool; unit_xyz: (B, S, 3);
     point_to_unit, point_to_voxel: (B, P) long (-1 = padding/invalid point); voxel_to_unit: (B, K) long and
     voxel_valid: (B, K) bool (for targets computed per voxel, then per unit, as the paper does);
@@ -70,7 +71,7 @@ class Predictions:
     boxes: torch.Tensor | None
     soft_boxes: torch.Tensor | None
     queries: torch.Tensor
-    unit_span_logits: torch.Tensor
+    unit_span_logits: torch.Tensor | None
     text_valid: torch.Tensor
     unit_valid: torch.Tensor
     unit_xyz: torch.Tensor

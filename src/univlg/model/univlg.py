@@ -140,9 +140,11 @@ class UniVLG(nn.Module):
         visual_index: torch.Tensor | None = None,
         with_boxes: bool = True,
         answer_labels: torch.Tensor | None = None,
+        with_unit_span: bool = False,
     ) -> Predictions:
         """Decode utterances against encoded visual samples (``visual_index``: sample of each utterance);
-        ``answer_labels`` (B, A): teacher-force the generation head (needs one)."""
+        ``answer_labels`` (B, A): teacher-force the generation head (needs one); ``with_unit_span``: fill
+        ``Predictions.unit_span_logits`` (the dense training term's input)."""
         visual = visual.select(visual_index)
         if visual.features.shape[0] != text.input_ids.shape[0]:
             raise ValueError(
@@ -151,7 +153,7 @@ class UniVLG(nn.Module):
             )
         text_features = self.text_encoder(text.input_ids, text.attention_mask)
         out = self.mask_decoder(
-            visual.features, visual.pos, visual.valid, text_features, text.attention_mask, visual.xyz
+            visual.features, visual.pos, visual.valid, text_features, text.attention_mask, visual.xyz, with_unit_span
         )
         boxes = soft = None
         if with_boxes:
@@ -186,10 +188,10 @@ class UniVLG(nn.Module):
             raise ConfigError("answer labels given to a model without a generation head (model.answer.enabled)")
         return self.answer_head(queries, labels)
 
-    def forward(self, batch: Batch, with_boxes: bool = True) -> Predictions:
+    def forward(self, batch: Batch, with_boxes: bool = True, with_unit_span: bool = False) -> Predictions:
         """batch -> Predictions (see :class:`~univlg.model.predictions.Predictions` for shapes)."""
         visual = self.encode_visual(batch.visual)
-        return self.decode(visual, batch.text, batch.visual_index, with_boxes, batch.answer_labels)
+        return self.decode(visual, batch.text, batch.visual_index, with_boxes, batch.answer_labels, with_unit_span)
 
     def ground(
         self,

@@ -85,7 +85,7 @@ def unit_level_targets(preds: Predictions, batch: TrainingBatch) -> list[SampleT
 
 def compute_losses(model, criterion: SetCriterion, batch: TrainingBatch) -> dict[str, torch.Tensor]:
     """Forward one batch and return the criterion's losses (``loss`` is their weighted sum)."""
-    preds = model(batch.batch)
+    preds = model(batch.batch, with_unit_span=criterion.weights.unit_span > 0)
     targets = unit_level_targets(preds, batch)
     boxes_supervised = all(b is not None for b in batch.boxes)
     return criterion(
@@ -198,6 +198,8 @@ def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> T
         trained = DistributedDataParallel(model, find_unused_parameters=cfg.find_unused_parameters)
     stores = SceneStores(cfg.data.scene_cache)
     sources = [build_source(s, cfg.data, stores, model.patch_size) for s in cfg.data.sources]
+    if model.answer_head is None and any(s.kind == "qa" for s in cfg.data.sources):
+        logger.warning("qa sources train grounding only: the model has no answer head (model.answer.enabled)")
     validating = bool(cfg.data.val_annotations) and process.is_main
     if validating and not cfg.data.val_scans:
         raise ConfigError("data.val_annotations is set but data.val_scans (the scans folder they refer to) is not")

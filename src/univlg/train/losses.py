@@ -8,7 +8,8 @@ and the span loss by the number of positive tokens, both averaged over processes
 ``unit_span`` (off by default; not in the paper) adds a dense term: the span head applied to every final unit
 feature (``Predictions.unit_span_logits``) is trained with the same focal loss to name the tokens of the object
 the unit belongs to (no token for units outside every target), divided by the number of positive
-(unit, token) pairs. The queries' span loss supervises about one query per object; this one supervises every unit.
+(unit, token) pairs; samples without a target unit are left out of this term. The queries' span loss supervises
+about one query per object; this one supervises every unit.
 """
 
 from __future__ import annotations
@@ -79,8 +80,9 @@ def unit_span_loss(
     """Focal loss of every valid unit's span logits against the tokens of the target object it lies in.
 
     unit_span_logits: (B, S, T); text_valid: (B, T) bool; unit_valid: (B, S) bool; targets: B samples with masks
-    (G, S). A unit inside several targets takes all their tokens. Summed over valid (unit, token) pairs and
-    divided by the number of positive pairs (averaged over processes, at least 1).
+    (G, S). A unit inside several targets takes all their tokens. Summed over valid (unit, token) pairs of the
+    samples that have a target unit and divided by the number of positive pairs (averaged over processes, at
+    least 1); samples without one add nothing.
     """
     total = unit_span_logits.sum() * 0.0
     positives = 0.0
@@ -90,6 +92,8 @@ def unit_span_loss(
         rows = unit_valid[b]
         logits = unit_span_logits[b][rows][:, text_valid[b]].float()
         wanted = unit_tokens[rows][:, text_valid[b]]
+        if not bool(wanted.any()):
+            continue  # no object here: all-negative sums would be divided by a count of ~1
         total = total + sigmoid_focal_loss(logits, wanted).sum()
         positives += float(wanted.sum())
     return total / _global_mean_count(positives, unit_span_logits.device)
@@ -140,7 +144,7 @@ class SetCriterion(nn.Module):
 
         span_logits: (L, B, Q, T); text_valid: (B, T) bool; mask_logits: (L, B, Q, P); point_valid: (B, P) bool;
         targets: B :class:`SampleTargets`; boxes / soft_boxes: (L, B, Q, 6) hard / differentiable corner boxes;
-        unit_span_logits: (B, P, T), used when the ``unit_span`` weight is positive; answer_logits (B, A, V) with
+        unit_span_logits: (B, S, T), used when the ``unit_span`` weight is positive; answer_logits (B, A, V) with
         answer_labels (B, A): the generation head's term (both reported with the last layer).
         """
         device = span_logits.device
