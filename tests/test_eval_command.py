@@ -226,10 +226,12 @@ def test_scanqa_scores_the_answers_of_a_model_with_a_generation_head(synthetic_r
         return [written[(scene.scene_id, q)] for q in questions]
 
     monkeypatch.setattr("univlg.model.univlg.UniVLG.answer", fake_answer)
-    answers = run_eval(checkpoint, synthetic_root, "scanqa", tmp_path)["metrics"]["answers"]
+    result = run_eval(checkpoint, synthetic_root, "scanqa", tmp_path)
+    answers = result["metrics"]["answers"]
     expected = np.mean([written[(r["scene_id"], r["question"])] in r["answers"] for r in rows])
     assert answers["count"] == len(rows) and 0 < expected < 1
     assert answers["EM"] == pytest.approx(expected)
+    assert result["per_item"]["answer"] == [written[(r["scene_id"], r["question"])] for r in rows]
 
 
 def test_sqa3d_reports_what_it_can_without_error(eval_checkpoint, tmp_path, capsys):

@@ -243,6 +243,8 @@ def merge_shards(plan: EvalPlan, options: EvalOptions, shards: list[dict]) -> di
             notes.append(note)
         counts.update(referrals=len(rows), scenes=len(set(plan.keys)))
         per_item = {"iou": ious, "mask_iou": mask_ious, "score": scores}
+        if metrics.get("answers"):
+            per_item["answer"] = [r[3] for r in rows]
     elif plan.task == "image_grounding":
         box_ious, inter, union, scores = (np.array([r[k] for r in rows], dtype=np.float64) for k in range(4))
         metrics["refcoco"] = refcoco_metrics(box_ious, inter, union)

@@ -123,5 +123,10 @@ def format_report(result: dict) -> str:
         lines += _instance_lines(metrics["instances"])
     if "refcoco" in metrics:
         lines += _refcoco_lines(metrics["refcoco"])
+    if metrics.get("answers"):
+        answers = metrics["answers"]
+        rows = [(f"answers ({answers['count']})", answers)]
+        rows += [(f"  {kind} ({row['count']})", row) for kind, row in answers.get("EM_by_type", {}).items()]
+        lines += [f"{name}: EM {_pct(row['EM']).strip()}  EM-R {_pct(row['EM-R']).strip()}" for name, row in rows]
     lines += [f"note: {note}" for note in result.get("notes", [])]
     return "\n".join(lines)
