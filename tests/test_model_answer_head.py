@@ -51,7 +51,9 @@ def test_teacher_forcing_is_causal_and_its_first_step_is_what_greedy_decoding_pi
     assert logits.shape == (2, 3, len(tokenizer))
     assert torch.allclose(logits[:, :2], other[:, :2], atol=1e-5)  # positions 0-1 see labels before index 1 only
     assert not torch.allclose(logits[:, 2], other[:, 2])
-    first = logits[:, 0].argmax(-1)
+    allowed = logits[:, 0].clone()
+    allowed[:, [tokenizer.sep_token_id, tokenizer.pad_token_id]] = float("-inf")  # an answer has a token
+    first = allowed.argmax(-1)
     generated = head.generate(queries, max_new_tokens=1)
     assert generated == [tokenizer.decode([int(t)], skip_special_tokens=True).strip() for t in first]
 
@@ -137,3 +139,17 @@ def test_a_question_about_nothing_is_a_sample_without_objects_and_its_loss_is_fi
         span, batch.batch.text.attention_mask, masks, torch.ones(1, 10, dtype=torch.bool), [target]
     )
     assert torch.isfinite(losses["loss"]) and losses["loss_mask_0"].item() == 0.0
+
+
+def test_greedy_decoding_writes_at_least_one_token(tokenizer):
+    torch.manual_seed(0)
+    head = build_answer_head(HEAD, 16, tokenizer).eval()
+    end = tokenizer.sep_token_id
+
+    def favour_end(module, inputs, output):
+        output.logits[..., end] += 100.0  # the end token wins every step it is allowed
+        return output
+
+    head.t5.register_forward_hook(favour_end)
+    answers = head.generate(torch.randn(2, 5, 16), max_new_tokens=4)
+    assert all(len(a) > 0 for a in answers)

@@ -5,7 +5,8 @@ The last decoder layer's Q layer-normed queries go through Linear(C -> d) + Laye
 mask). Training is teacher
 forcing: :meth:`AnswerHead.forward` gives the logits of every answer token from the labels, which
 :func:`univlg.train.losses.answer_loss` scores with cross-entropy. Inference decodes greedily
-(:meth:`AnswerHead.generate`), without a cache so that it does not depend on a transformers release's cache API.
+(:meth:`AnswerHead.generate`), at least one token (every label ends with the end token, so an undertrained head
+would otherwise stop at once), without a cache so that it does not depend on a transformers release's cache API.
 
 Labels are (B, A) long token ids ending with the end token, padded with ``IGNORE`` (-100); a row of ``IGNORE``
 only has no answer (a sample of a non-QA source in a mixed batch). Answers are lower-cased; with the default
@@ -101,13 +102,16 @@ class AnswerHead(nn.Module):
 
     @torch.no_grad()
     def generate(self, queries: torch.Tensor, max_new_tokens: int | None = None) -> list[str]:
-        """queries: (B, Q, C) -> B answers, greedy, at most ``max_new_tokens`` tokens (default from the config)."""
+        """queries: (B, Q, C) -> B answers, greedy, at least one and at most ``max_new_tokens`` tokens (default from
+        the config)."""
         limit = self.cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
         encoded = self._encoded(queries)
         ids = torch.full((queries.shape[0], 1), self.pad_id, dtype=torch.long, device=queries.device)
         done = torch.zeros(queries.shape[0], dtype=torch.bool, device=queries.device)
-        for _ in range(limit):
+        for step in range(limit):
             logits = self.t5(encoder_outputs=encoded, decoder_input_ids=ids, use_cache=False).logits[:, -1]
+            if step == 0:  # an answer has at least one token: the end token is the commonest label of all
+                logits[:, [self.end_id, self.pad_id]] = float("-inf")
             step = logits.argmax(-1).masked_fill(done, self.pad_id)
             ids = torch.cat([ids, step[:, None]], dim=1)
             done |= step == self.end_id
