@@ -28,12 +28,11 @@ import torch
 from tqdm import tqdm
 
 from univlg.benchmark_data import read_benchmark_referrals
-from univlg.data.batch import collate_visual, scene_to_sample
 from univlg.data.noun_phrase import find_target_span
 from univlg.data.records import Referral
 from univlg.data.scene import Scene
 from univlg.data.scene_store import SceneStore
-from univlg.model.grounding import best_queries, eval_mode, target_token_mask
+from univlg.model.grounding import best_queries, encode_scene, eval_mode, target_token_mask
 from univlg.model.univlg import UniVLG
 
 logger = logging.getLogger("query_coverage")
@@ -50,16 +49,9 @@ def dominant_instance(instance_ids: torch.Tensor, mask: torch.Tensor) -> int:
 def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[dict]:
     """One row of booleans per referral of ``scene`` (the fields of the module docstring)."""
     scene = scene.aligned()
-    sample = scene_to_sample(
-        scene,
-        model.patch_size,
-        max_size=model.cfg.image_encoder.max_image_size,
-        max_frames=MAX_FRAMES,
-        lifted_voxel_size=model.cfg.output.voxel_size,
-    )
     instance_ids = torch.from_numpy(scene.points.instance_ids.astype(np.int64))
     with eval_mode(model), torch.no_grad():
-        visual = model.encode_visual(collate_visual([sample]).to(model.device))
+        visual, _ = encode_scene(model, scene, MAX_FRAMES, None)
         text = model.tokenize([r.utterance for r in referrals]).to(model.device)
         index = torch.zeros(len(referrals), dtype=torch.long, device=model.device)
         preds = model.decode(visual, text, visual_index=index, with_boxes=False)

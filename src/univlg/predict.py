@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from univlg.data.batch import collate_visual, scene_to_sample
 from univlg.data.datasets import detection_prompt
 from univlg.data.records import Referral
 from univlg.data.scene import Scene
@@ -33,7 +32,7 @@ from univlg.data.spans import tokens_in_spans
 from univlg.errors import ConfigError, SceneError
 from univlg.eval.grounding import GroundingReport, evaluate_grounding
 from univlg.eval.instance_ap import ScenePrediction
-from univlg.model.grounding import eval_mode, mean_span_probability
+from univlg.model.grounding import encode_scene, eval_mode, mean_span_probability
 
 logger = logging.getLogger(__name__)
 
@@ -174,17 +173,10 @@ def detection_logits(
     scene = scene.aligned()
     if scene.points is None:
         raise SceneError(f"scene {scene.scene_id}: no point set (mesh) to report instance masks on")
-    sample = scene_to_sample(
-        scene,
-        model.patch_size,
-        max_size=model.cfg.image_encoder.max_image_size,
-        max_frames=max_frames,
-        lifted_voxel_size=model.cfg.output.voxel_size,
-    )
     prompts = detection_prompts(model.tokenize, class_names)
     scores, logits = [], []
     with eval_mode(model), torch.no_grad():
-        visual = model.encode_visual(collate_visual([sample]).to(model.device))
+        visual, _ = encode_scene(model, scene, max_frames, None)
         text = model.tokenize([p[0] for p in prompts]).to(model.device)
         index = torch.zeros(len(prompts), dtype=torch.long, device=model.device)
         preds = model.decode(visual, text, visual_index=index, with_boxes=False)
