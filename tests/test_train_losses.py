@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from univlg.model.heads import PredictionHeads
-from univlg.train.losses import LossWeights, SetCriterion, dice_loss, sigmoid_focal_loss, unit_span_loss
+from univlg.train.losses import (
+    LossWeights,
+    SetCriterion,
+    dice_loss,
+    query_rank_loss,
+    sigmoid_focal_loss,
+    unit_span_loss,
+)
 from univlg.train.matcher import HungarianMatcher
 from univlg.train.targets import SampleTargets
 
@@ -165,3 +172,48 @@ def test_unit_span_term_is_added_only_when_weighted():
     term = 3.0 * unit_span_loss(dense, text_valid, point_valid, [target])
     assert on["loss_unit_span_1"].item() == pytest.approx(term.item(), rel=1e-6)
     assert on["loss"].item() == pytest.approx(off["loss"].item() + term.item(), rel=1e-5)
+
+
+def _softmax_nll(scores: list[float], positives: list[int]) -> float:
+    total = sum(math.exp(v) for v in scores)
+    return -math.log(sum(math.exp(scores[i]) for i in positives) / total)
+
+
+def test_query_rank_loss_equals_hand_computation():
+    """3 queries, 4 tokens (the last is padding); objects 0 and 1 share tokens {0, 1}, object 2 has token 2."""
+    span = torch.tensor([[1.0, 2.0, 0.0, 9.0], [3.0, -1.0, 4.0, 9.0], [0.0, 0.0, 5.0, -9.0]])  # (Q=3, T=4)
+    text_valid = torch.tensor([True, True, True, False])
+    positive = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
+    queries, objects = torch.tensor([2, 0, 1]), torch.tensor([1, 2, 0])  # query 2 <-> object 1, ...
+    loss = query_rank_loss(span, text_valid, positive, queries, objects)
+    pair_scores = [1.5, 1.0, 0.0]  # mean logit of each query over tokens {0, 1}
+    token2_scores = [0.0, 4.0, 5.0]  # padding token 3 is left out
+    expected = (
+        _softmax_nll(pair_scores, [2, 1])  # object 1: its query 2 and query 1 (matched to object 0, same tokens)
+        + _softmax_nll(token2_scores, [0])  # object 2: query 0
+        + _softmax_nll(pair_scores, [2, 1])  # object 0: query 1, and query 2 again
+    )
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_query_rank_loss_skips_objects_without_tokens():
+    span = torch.randn(3, 2)
+    positive = torch.tensor([[0.0, 1.0]])
+    loss = query_rank_loss(span, torch.tensor([True, False]), positive, torch.tensor([1]), torch.tensor([0]))
+    assert loss.item() == 0.0
+
+
+def test_query_rank_term_is_added_only_when_weighted():
+    span, masks, target = _problem()
+    text_valid = torch.ones(1, span.shape[-1], dtype=torch.bool)
+    point_valid = torch.ones(1, masks.shape[-1], dtype=torch.bool)
+    matcher = HungarianMatcher()
+    off = SetCriterion(matcher)(span, text_valid, masks, point_valid, [target])
+    on = SetCriterion(matcher, LossWeights(query_rank=0.5))(span, text_valid, masks, point_valid, [target])
+    assert not any(k.startswith("loss_query_rank") for k in off)
+    for layer in range(span.shape[0]):
+        queries, objects = matcher.match(span[layer, 0], masks[layer, 0], target, None)
+        term = 0.5 * query_rank_loss(span[layer, 0], text_valid[0], target.positive_map, queries, objects) / 2
+        assert on[f"loss_query_rank_{layer}"].item() == pytest.approx(term.item(), rel=1e-5)  # 2 objects
+    extra = sum(on[f"loss_query_rank_{layer}"].item() for layer in range(span.shape[0]))
+    assert on["loss"].item() == pytest.approx(off["loss"].item() + extra, rel=1e-5)

@@ -72,7 +72,7 @@ class OptimConfig:
 class LossConfig:
     """Loss weights, matching costs (reference 3.2-3.3) and the box-loss mode ("soft" or "match_only").
     ``unit_span`` weighs this library's dense unit-to-words loss (``losses.unit_span_loss``; 0 = off, as in the
-    paper); ``answer`` the generation head's token cross-entropy (x5, the released base config)."""
+    paper), ``query_rank`` its query-ranking contrast (``losses.query_rank_loss``; 0 = off); ``answer`` the generation head's token cross-entropy (x5, the released base config)."""
 
     span: float = 2.0
     mask: float = 15.0
@@ -80,6 +80,7 @@ class LossConfig:
     bbox: float = 3.0
     giou: float = 3.0
     unit_span: float = 0.0
+    query_rank: float = 0.0
     answer: float = 5.0
     match_class: float = 2.0
     match_mask: float = 0.2

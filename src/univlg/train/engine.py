@@ -54,6 +54,7 @@ def build_criterion(cfg: LossConfig) -> SetCriterion:
         bbox=cfg.bbox,
         giou=cfg.giou,
         unit_span=cfg.unit_span,
+        query_rank=cfg.query_rank,
         answer=cfg.answer,
     )
     return SetCriterion(matcher, weights, box_loss=cfg.box_loss)

@@ -10,6 +10,12 @@ feature (``Predictions.unit_span_logits``) is trained with the same focal loss t
 the unit belongs to (no token for units outside every target), divided by the number of positive
 (unit, token) pairs; samples without a target unit are left out of this term. The queries' span loss supervises
 about one query per object; this one supervises every unit.
+
+``query_rank`` (off by default; not in the paper) trains the decision grounding makes: for every matched object,
+a softmax over all queries of their mean span logit over the object's tokens, with the matched query (and the
+queries matched to objects with the same tokens, e.g. every chair of a detection prompt) as the positives. The
+focal span loss scores each (query, token) pair on its own; this term makes the right query outscore the others
+(token-to-object contrast, as in BUTD-DETR). Divided by the number of objects, as the mask losses.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class LossWeights:
     bbox: float = LossConfig.bbox
     giou: float = LossConfig.giou
     unit_span: float = LossConfig.unit_span
+    query_rank: float = LossConfig.query_rank
     answer: float = LossConfig.answer
 
 
@@ -97,6 +104,31 @@ def unit_span_loss(
         total = total + sigmoid_focal_loss(logits, wanted).sum()
         positives += float(wanted.sum())
     return total / _global_mean_count(positives, unit_span_logits.device)
+
+
+def query_rank_loss(
+    span_logits: torch.Tensor,
+    text_valid: torch.Tensor,
+    positive_map: torch.Tensor,
+    queries: torch.Tensor,
+    objects: torch.Tensor,
+) -> torch.Tensor:
+    """Summed cross-entropy of ranking the queries for each matched object's tokens (one sample).
+
+    span_logits: (Q, T); text_valid: (T,) bool; positive_map: (G, T); queries, objects: (M,) long matched pairs.
+    An object's score for query q is the mean of q's span logits over the object's valid tokens; its positives
+    are the queries matched to objects with the same token set. Objects without a valid token add nothing.
+    """
+    tokens = (positive_map[objects] > 0) & text_valid  # (M, T)
+    has_tokens = tokens.any(-1)
+    if not bool(has_tokens.any()):
+        return span_logits.sum() * 0.0
+    tokens, queries = tokens[has_tokens].float(), queries[has_tokens]
+    scores = tokens @ span_logits.float().T / tokens.sum(-1, keepdim=True)  # (M, Q)
+    same_tokens = (tokens[:, None, :] == tokens[None, :, :]).all(-1)  # (M, M)
+    positive = torch.zeros_like(scores, dtype=torch.bool)
+    positive[:, queries] = same_tokens
+    return (scores.logsumexp(-1) - scores.masked_fill(~positive, float("-inf")).logsumexp(-1)).sum()
 
 
 def answer_loss(answer_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -190,7 +222,7 @@ class SetCriterion(nn.Module):
         num_tokens: float,
     ) -> dict[str, torch.Tensor]:
         zero = span_logits.sum() * 0.0
-        span_loss, mask_loss, dice, l1, giou = zero, zero, zero, zero, zero
+        span_loss, mask_loss, dice, l1, giou, rank = zero, zero, zero, zero, zero, zero
         for b, target in enumerate(targets):
             valid = point_valid[b]
             logits_b = mask_logits[b][:, valid]
@@ -204,6 +236,10 @@ class SetCriterion(nn.Module):
             span_loss = span_loss + focal[:, text_valid[b]].sum() / num_tokens
             if len(queries) == 0:
                 continue
+            if self.weights.query_rank > 0:
+                rank = rank + query_rank_loss(
+                    span_logits[b], text_valid[b], target.positive_map, queries, objects
+                ) / num_objects
             matched_logits = logits_b[queries].float()
             matched_masks = target_masks[objects]
             mask_loss = (
@@ -220,6 +256,8 @@ class SetCriterion(nn.Module):
                 )
                 giou = giou + (1 - torch.diagonal(generalized_box_iou_3d(pred, gt))).sum() / num_objects
         terms = {"span": span_loss, "mask": mask_loss, "dice": dice}
+        if self.weights.query_rank > 0:
+            terms["query_rank"] = rank
         if soft_boxes is not None:
             terms.update(bbox=l1, giou=giou)
         return terms
