@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> str:
         raise CheckpointError(
             f"{args.checkpoint}: no checkpoint there (expected config.json + model.safetensors). The repository "
             f"ships the trained model in {DEFAULT_CHECKPOINT} (run the demo from the repository root); or train "
-            "one with `univlg train --config configs/tiny_synth.yaml` (data: see that file) and pass "
-            "--checkpoint runs/tiny_synth/model"
+            "one with `univlg train --config configs/tiny_synth.yaml` then `--config configs/tiny_synth_rank.yaml` "
+            "(data: see the first file) and pass --checkpoint runs/tiny_synth_rank/model"
         )
     out = Path(args.out) if args.out is not None else Path("runs") / "demo" / f"seed{args.seed}"
     generate(out / "rooms", {"test": args.scenes}, seed=args.seed, progress=True)
