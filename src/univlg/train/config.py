@@ -72,7 +72,8 @@ class OptimConfig:
 class LossConfig:
     """Loss weights, matching costs (reference 3.2-3.3) and the box-loss mode ("soft" or "match_only").
     ``unit_span`` weighs this library's dense unit-to-words loss (``losses.unit_span_loss``; 0 = off, as in the
-    paper), ``query_rank`` its query-ranking contrast (``losses.query_rank_loss``; 0 = off); ``answer`` the generation head's token cross-entropy (x5, the released base config)."""
+    paper), ``query_rank`` its query-ranking contrast (``losses.query_rank_loss``; 0 = off); ``answer`` the
+    generation head's token cross-entropy (x5, the released base config)."""
 
     span: float = 2.0
     mask: float = 15.0
