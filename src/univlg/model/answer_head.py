@@ -112,9 +112,9 @@ class AnswerHead(nn.Module):
             logits = self.t5(encoder_outputs=encoded, decoder_input_ids=ids, use_cache=False).logits[:, -1]
             if step == 0:  # an answer has at least one token: the end token is the commonest label of all
                 logits[:, [self.end_id, self.pad_id]] = float("-inf")
-            step = logits.argmax(-1).masked_fill(done, self.pad_id)
-            ids = torch.cat([ids, step[:, None]], dim=1)
-            done |= step == self.end_id
+            token = logits.argmax(-1).masked_fill(done, self.pad_id)
+            ids = torch.cat([ids, token[:, None]], dim=1)
+            done |= token == self.end_id
             if bool(done.all()):
                 break
         return [self._text(row[1:]) for row in ids.tolist()]

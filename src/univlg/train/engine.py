@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 
@@ -47,16 +47,7 @@ CHECKPOINT = "checkpoint.pt"
 def build_criterion(cfg: LossConfig) -> SetCriterion:
     """The set criterion with its matcher, from the loss config."""
     matcher = HungarianMatcher(cfg.match_class, cfg.match_mask, cfg.match_dice, cfg.match_bbox, cfg.match_giou)
-    weights = LossWeights(
-        span=cfg.span,
-        mask=cfg.mask,
-        dice=cfg.dice,
-        bbox=cfg.bbox,
-        giou=cfg.giou,
-        unit_span=cfg.unit_span,
-        query_rank=cfg.query_rank,
-        answer=cfg.answer,
-    )
+    weights = LossWeights(**{f.name: getattr(cfg, f.name) for f in fields(LossWeights)})
     return SetCriterion(matcher, weights, box_loss=cfg.box_loss)
 
 
