@@ -199,3 +199,69 @@ def test_frame_detection_masks_come_from_the_instance_images(store):
     plain, lifted = dataset.sample(indices[0], 0), dataset.sample(indices[0], 0, lift=True)
     assert plain.visual.point_maps is None and lifted.visual.point_maps is not None
     assert torch.equal(lifted.point_masks, plain.point_masks)
+
+
+def test_companion_sentences_share_the_views_and_have_their_own_masks(store, referrals):
+    dataset = ReferralDataset(_sampler(store, augment=False), referrals, sentences_per_scene=3)
+    samples = [dataset.sample(index, seed=4) for index in range(8)]
+    assert sum(len(s.companions) for s in samples) >= 4  # companions whose target the views miss are left out
+    for sample in samples:
+        assert len(sample.companions) <= 2
+        scene_id = sample.info["scene_id"]
+        tree = cKDTree(store.get(scene_id).points.xyz)
+        instance_ids = store.get(scene_id).points.instance_ids
+        points = sample.visual.points.numpy()
+        texts = [sample.text] + [c.text for c in sample.companions]
+        assert len(set(texts)) == len(texts)
+        by_text = {r.utterance: r for r in referrals if r.scene_id == scene_id}
+        for companion in sample.companions:
+            assert companion.visual is sample.visual and not companion.companions
+            assert companion.info["object_ids"][0] == by_text[companion.text].target_id
+            for g, object_id in enumerate(companion.info["object_ids"]):
+                chosen = points[companion.point_masks[g].numpy()]
+                assert len(chosen) >= SampleOptions.min_object_points
+                assert (instance_ids[tree.query(chosen)[1]] == object_id).all()
+                np.testing.assert_allclose(companion.boxes[g, :3], chosen.min(0), atol=1e-6)
+    assert not ReferralDataset(_sampler(store, augment=False), referrals).sample(0, seed=4).companions
+    with pytest.raises(ValueError, match="sentences_per_scene"):
+        ReferralDataset(_sampler(store), referrals, sentences_per_scene=0)
+
+
+def test_collated_companions_decode_against_their_own_visual_sample(store, referrals, tiny_tokenize):
+    dataset = ReferralDataset(_sampler(store, augment=False), referrals, sentences_per_scene=2)
+    samples = [dataset.sample(0, seed=1), dataset.sample(3, seed=1)]
+    batch = collate_training(samples, tiny_tokenize)
+    counts = [1 + len(s.companions) for s in samples]
+    assert batch.batch.visual.batch_size == 2
+    assert batch.batch.visual_index.tolist() == [b for b, n in enumerate(counts) for _ in range(n)]
+    utterances = [u for s in samples for u in (s, *s.companions)]
+    assert [i["target_id"] for i in batch.infos] == [u.info["target_id"] for u in utterances]
+    assert len(batch.positive_maps) == len(batch.point_masks) == sum(counts)
+
+
+def test_shared_encoding_gives_the_losses_of_repeated_visual_samples(store, referrals, tiny_tokenize):
+    """Companions decode against one encoding of their scene: the losses equal those of a batch that repeats the
+    visual sample for every utterance (each encoded separately)."""
+    from dataclasses import replace
+
+    from tests.test_model_fixtures import micro_config
+    from univlg.data.batch import collate_visual
+    from univlg.model import build_model
+    from univlg.train.config import LossConfig
+    from univlg.train.engine import build_criterion, compute_losses
+
+    dataset = ReferralDataset(_sampler(store, max_points=1500, augment=False), referrals, sentences_per_scene=3)
+    samples = [dataset.sample(2, seed=1), dataset.sample(5, seed=1)]
+    shared = collate_training(samples, tiny_tokenize)
+    assert shared.batch.visual_index is not None
+    utterances = [u for s in samples for u in (s, *s.companions)]
+    repeated = replace(
+        shared, batch=replace(shared.batch, visual=collate_visual([u.visual for u in utterances]), visual_index=None)
+    )
+    model = build_model(micro_config()).eval()
+    criterion = build_criterion(LossConfig(box_loss="match_only"))
+    with torch.no_grad():
+        a, b = compute_losses(model, criterion, shared), compute_losses(model, criterion, repeated)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)

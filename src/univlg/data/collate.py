@@ -14,10 +14,11 @@ from univlg.data.spans import positive_map
 
 @dataclass
 class TrainingBatch:
-    """A model :class:`Batch` and, per sample, its ground truth.
+    """A model :class:`Batch` and, per utterance, its ground truth.
 
-    positive_maps[b]: (G_b, T) float rows summing to 1 over each object's tokens; point_masks[b]: (G_b, P_b) bool
-    over the sample's own output points (unpadded); boxes[b]: (G_b, 6) or None (images); infos: sample ids;
+    Per utterance b (one per sample, or more with ``batch.visual_index``): positive_maps[b]: (G_b, T) float rows
+    summing to 1 over each object's tokens; point_masks[b]: (G_b, P_b) bool over its visual sample's own output
+    points (unpadded); boxes[b]: (G_b, 6) or None (images); infos: utterance ids;
     ``batch.answer_labels`` carries the answers when a sample has one and an answer tokenizer was given.
     """
 
@@ -46,18 +47,27 @@ def collate_training(
     ``answer_labels`` (the generation head's ``labels``) turns the samples' answers into (B, A) labels when some
     sample has one; without it answers are not used.
 
+    A sample's ``companions`` follow it as more utterances about its visual sample (``batch.visual_index``; None
+    when no sample has companions): the ground-truth lists then run over utterances, not visual samples.
     Objects whose spans were truncated away by the tokenizer keep an all-zero positive-map row (they still get
     masks; their span loss has no positive token).
     """
-    text = tokenize([s.text for s in samples])
+    utterances = [u for s in samples for u in (s, *s.companions)]
+    visual_index = None
+    if len(utterances) > len(samples):
+        visual_index = torch.tensor([b for b, s in enumerate(samples) for _ in range(1 + len(s.companions))])
+    text = tokenize([u.text for u in utterances])
     num_tokens = text.input_ids.shape[1]
-    maps = [torch.from_numpy(positive_map(text.offsets[b].numpy(), s.spans, num_tokens)) for b, s in enumerate(samples)]
-    answers = [s.answer for s in samples]
+    maps = [
+        torch.from_numpy(positive_map(text.offsets[i].numpy(), u.spans, num_tokens)) for i, u in enumerate(utterances)
+    ]
+    answers = [u.answer for u in utterances]
     labels = answer_labels(answers) if answer_labels is not None and any(a is not None for a in answers) else None
+    visual = collate_visual([s.visual for s in samples])
     return TrainingBatch(
-        batch=Batch(visual=collate_visual([s.visual for s in samples]), text=text, answer_labels=labels),
+        batch=Batch(visual=visual, text=text, visual_index=visual_index, answer_labels=labels),
         positive_maps=maps,
-        point_masks=[s.point_masks for s in samples],
-        boxes=[s.boxes for s in samples],
-        infos=[s.info for s in samples],
+        point_masks=[u.point_masks for u in utterances],
+        boxes=[u.boxes for u in utterances],
+        infos=[u.info for u in utterances],
     )

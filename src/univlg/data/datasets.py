@@ -14,7 +14,7 @@ Every sample is a pure function of ``(index, seed)``, so training resumes exactl
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -60,7 +60,8 @@ class TrainingSample:
     """visual: the model input of one sample; text: the utterance or prompt; spans: per object (target first)
     its character spans in ``text``; point_masks: (G, P) bool over the sample's output points (P = V*h*w patch
     points for images); boxes: (G, 6) float corner boxes, or None for images; info: ids for logging/eval;
-    answer: the answer to learn (question samples), else None."""
+    answer: the answer to learn (question samples), else None; companions: more utterances about the same
+    ``visual`` (their own ``visual`` is this one), decoded against one encoding of it in training."""
 
     visual: VisualSample
     text: str
@@ -69,6 +70,18 @@ class TrainingSample:
     boxes: torch.Tensor | None
     info: dict
     answer: str | None = None
+    companions: list[TrainingSample] = field(default_factory=list)
+
+
+@dataclass
+class Utterance:
+    """A text about a scene and the objects it mentions: ``object_ids`` with their character ``spans`` in
+    ``text`` (target first for referrals); ``info``: ids for logging/eval."""
+
+    object_ids: list[int]
+    text: str
+    spans: list[tuple[CharSpan, ...]]
+    info: dict
 
 
 def _rng(seed: int, index: int) -> np.random.Generator:
@@ -135,18 +148,22 @@ class SceneSampler:
         info: dict,
         require_first: bool = True,
         allow_empty: bool = False,
+        companions: tuple[Utterance, ...] = (),
     ) -> TrainingSample | None:
         """The sample for ``object_ids`` (with their ``spans`` in ``text``); objects too little visible are dropped.
 
         Returns None when no object (or, with ``require_first``, not the first object) is visible enough; with
         ``allow_empty`` and no ``object_ids`` the sample has no object (a question about something absent).
+        ``companions``: more utterances about the scene; the views are chosen for all their objects too, and each
+        whose first object is visible enough becomes one of the sample's ``companions``.
         """
-        views = scene.frames.subset(self.frames_for(scene, object_ids, rng))
+        extra = [o for c in companions for o in c.object_ids if o not in object_ids]
+        relevant = [*object_ids, *dict.fromkeys(extra)]
+        views = scene.frames.subset(self.frames_for(scene, relevant, rng))
         view_scene = replace(scene, frames=views)
         keep = visible_subset(view_scene, self.options, rng)
         instance_ids = scene.points.instance_ids[keep]
-        masks = np.stack([instance_ids == o for o in object_ids]) if object_ids else np.zeros((0, len(keep)), bool)
-        present = masks.sum(axis=1) >= self.options.min_object_points
+        masks, present = self._visible_objects(instance_ids, object_ids)
         if not (allow_empty and not object_ids) and (not present.any() or (require_first and not present[0])):
             return None
         # Augment after choosing the visible points: the same map moves poses and points, so visibility holds.
@@ -160,15 +177,33 @@ class SceneSampler:
             max_frames=None,
             max_depth=self.options.max_depth,
         )
-        masks = masks[present]
-        return TrainingSample(
-            visual=visual,
-            text=text,
-            spans=[s for s, p in zip(spans, present, strict=True) if p],
-            point_masks=torch.from_numpy(masks),
-            boxes=boxes_from_masks(torch.from_numpy(view_scene.points.xyz.astype(np.float32)), torch.from_numpy(masks)),
-            info={**info, "object_ids": [o for o, p in zip(object_ids, present, strict=True) if p]},
-        )
+        xyz = torch.from_numpy(view_scene.points.xyz.astype(np.float32))
+
+        def utterance_sample(utterance: Utterance, masks: np.ndarray, present: np.ndarray) -> TrainingSample:
+            masks = masks[present]
+            return TrainingSample(
+                visual=visual,
+                text=utterance.text,
+                spans=[s for s, p in zip(utterance.spans, present, strict=True) if p],
+                point_masks=torch.from_numpy(masks),
+                boxes=boxes_from_masks(xyz, torch.from_numpy(masks)),
+                info={**utterance.info, "object_ids": [o for o, p in zip(utterance.object_ids, present, strict=True) if p]},
+            )
+
+        sample = utterance_sample(Utterance(object_ids, text, spans, info), masks, present)
+        for companion in companions:
+            masks, present = self._visible_objects(instance_ids, companion.object_ids)
+            if present.size and present[0]:
+                sample.companions.append(utterance_sample(companion, masks, present))
+        return sample
+
+    def _visible_objects(self, instance_ids: np.ndarray, object_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(G, K) bool masks of ``object_ids`` over the kept points' ``instance_ids`` (K,), and (G,) whether each
+        has at least ``min_object_points`` of them."""
+        if not object_ids:
+            return np.zeros((0, len(instance_ids)), bool), np.zeros(0, bool)
+        masks = np.stack([instance_ids == o for o in object_ids])
+        return masks, masks.sum(axis=1) >= self.options.min_object_points
 
     def sample_with_retries(self, scene: Scene, *args, attempts: int = 3, **kwargs) -> TrainingSample | None:
         """:meth:`sample` with fresh view choices, then with every frame as a last resort."""
@@ -185,11 +220,21 @@ class SceneSampler:
 
 
 class ReferralDataset(torch.utils.data.Dataset):
-    """Referring expressions about 3D scenes; ``sample(index, seed)`` is deterministic."""
+    """Referring expressions about 3D scenes; ``sample(index, seed)`` is deterministic.
 
-    def __init__(self, sampler: SceneSampler, referrals: list[Referral]):
+    ``sentences_per_scene`` > 1: the sample of referral ``index`` also carries up to that many minus one other
+    referrals of its scene (drawn with the seed) as ``companions``, so one encoding of the views serves several
+    sentences in training."""
+
+    def __init__(self, sampler: SceneSampler, referrals: list[Referral], sentences_per_scene: int = 1):
+        if sentences_per_scene < 1:
+            raise ValueError(f"sentences_per_scene must be at least 1, got {sentences_per_scene}")
         self.sampler = sampler
         self.referrals = referrals
+        self.sentences_per_scene = sentences_per_scene
+        self.by_scene: dict[str, list[int]] = {}
+        for i, referral in enumerate(referrals):
+            self.by_scene.setdefault(referral.scene_id, []).append(i)
 
     def __len__(self) -> int:
         return len(self.referrals)
@@ -204,12 +249,30 @@ class ReferralDataset(torch.utils.data.Dataset):
                 spans.append(tuple(referral.spans[anchor]))
         return objects, spans
 
-    def sample(self, index: int, seed: int) -> TrainingSample | None:
+    def utterance(self, index: int) -> Utterance:
+        """Referral ``index`` as an :class:`Utterance` (target first, then anchors with spans)."""
         referral = self.referrals[index]
-        scene = self.sampler.store.get(referral.scene_id)
         objects, spans = self.objects_and_spans(referral)
         info = {"scene_id": referral.scene_id, "target_id": referral.target_id, "relation": referral.relation}
-        return self.sampler.sample_with_retries(scene, objects, referral.utterance, spans, _rng(seed, index), info)
+        return Utterance(objects, referral.utterance, spans, info)
+
+    def companion_indices(self, index: int, rng: np.random.Generator) -> list[int]:
+        """Up to ``sentences_per_scene - 1`` other referrals of the same scene with other sentences."""
+        if self.sentences_per_scene == 1:
+            return []
+        referral = self.referrals[index]
+        others = [i for i in self.by_scene[referral.scene_id] if self.referrals[i].utterance != referral.utterance]
+        chosen = rng.permutation(len(others))[: self.sentences_per_scene - 1]
+        return [others[i] for i in sorted(chosen)]
+
+    def sample(self, index: int, seed: int) -> TrainingSample | None:
+        rng = _rng(seed, index)
+        main = self.utterance(index)
+        companions = tuple(self.utterance(i) for i in self.companion_indices(index, rng))
+        scene = self.sampler.store.get(main.info["scene_id"])
+        return self.sampler.sample_with_retries(
+            scene, main.object_ids, main.text, main.spans, rng, main.info, companions=companions
+        )
 
     def __getitem__(self, index: int) -> TrainingSample | None:
         return self.sample(index, 0)

@@ -38,7 +38,11 @@ class SourceConfig:
 
 @dataclass
 class DataConfig:
-    """Training sources, the validation referrals and how samples are built (see ``SampleOptions``)."""
+    """Training sources, the validation referrals and how samples are built (see ``SampleOptions``).
+
+    ``sentences_per_scene``: referral sources decode up to this many sentences of a scene against one encoding
+    of its chosen views (``ReferralDataset``); 1 = one sentence per visual sample, as the paper trains.
+    """
 
     sources: list[SourceConfig] = field(default_factory=list)
     val_scans: str = ""
@@ -53,6 +57,7 @@ class DataConfig:
     lift_probability: float = 0.5
     prob_2d: float = 0.5
     scene_cache: int = 64
+    sentences_per_scene: int = 1
     num_workers: int = 0
 
 

@@ -93,7 +93,8 @@ def build_source(source: SourceConfig, cfg: DataConfig, stores: SceneStores, pat
     store = stores.get(source.scans)
     if source.kind == "referral":
         referrals = read_benchmark_referrals(Path(source.annotations))
-        return Source(ReferralDataset(SceneSampler(store, patch_size, options), referrals), source.weight, False)
+        dataset = ReferralDataset(SceneSampler(store, patch_size, options), referrals, cfg.sentences_per_scene)
+        return Source(dataset, source.weight, False)
     if source.kind == "qa":
         questions = read_scanqa_json(Path(source.annotations))
         dataset = QuestionDataset(SceneSampler(store, patch_size, options), questions)
