@@ -181,13 +181,14 @@ class SceneSampler:
 
         def utterance_sample(utterance: Utterance, masks: np.ndarray, present: np.ndarray) -> TrainingSample:
             masks = masks[present]
+            kept_ids = [o for o, p in zip(utterance.object_ids, present, strict=True) if p]
             return TrainingSample(
                 visual=visual,
                 text=utterance.text,
                 spans=[s for s, p in zip(utterance.spans, present, strict=True) if p],
                 point_masks=torch.from_numpy(masks),
                 boxes=boxes_from_masks(xyz, torch.from_numpy(masks)),
-                info={**utterance.info, "object_ids": [o for o, p in zip(utterance.object_ids, present, strict=True) if p]},
+                info={**utterance.info, "object_ids": kept_ids},
             )
 
         sample = utterance_sample(Utterance(object_ids, text, spans, info), masks, present)
