@@ -245,6 +245,39 @@ def test_sqa3d_reports_what_it_can_without_error(eval_checkpoint, tmp_path, caps
     assert "generation head" in capsys.readouterr().out
 
 
+def test_sqa3d_scores_answers_written_after_the_situation(synthetic_root, tmp_path, monkeypatch):
+    import dataclasses
+    import shutil
+
+    from tests.test_model_fixtures import micro_config
+    from univlg.config import AnswerHeadConfig
+    from univlg.model import build_model
+
+    head = AnswerHeadConfig(enabled=True, dim=32, num_layers=1, num_heads=2, ffn_dim=64, max_new_tokens=2)
+    checkpoint = build_model(dataclasses.replace(micro_config(), answer=head)).save_pretrained(tmp_path / "qa")
+    root = tmp_path / "root"
+    shutil.copytree(synthetic_root / "scans" / "synth_val_0000", root / "scans" / "synth_val_0000")
+    questions = [Question("synth_val_0000", "What is on my left?", ("sofa",), situation="I sit on the bed."),
+                 Question("synth_val_0000", "Is the lamp on?", ("yes", "yes it is"), situation="I face the desk."),
+                 Question("synth_val_0000", "How many chairs are there?", ("two",), situation="I face the desk.")]  # fmt: skip
+    write_sqa3d(root / "sqa3d" / "v1_balanced_questions_val_scannetv2.json",
+                root / "sqa3d" / "v1_balanced_sqa_annotations_val_scannetv2.json", questions)  # fmt: skip
+    written = {"What is on my left?": "sofa", "Is the lamp on?": "no", "How many chairs are there?": "two"}
+    seen = []
+
+    def fake_answer(model, scene, texts, batch_size, max_frames, situations):
+        seen.extend(zip(texts, situations, strict=True))
+        return [written[t] for t in texts]
+
+    monkeypatch.setattr("univlg.model.univlg.UniVLG.answer", fake_answer)
+    result = run_eval(checkpoint, root, "sqa3d", tmp_path)
+    answers = result["metrics"]["answers"]
+    assert sorted(seen) == sorted((q.question, q.situation) for q in questions)
+    assert answers["count"] == 3 and answers["EM"] == pytest.approx(2 / 3)
+    assert answers["EM_by_type"]["is"]["EM"] == 0.0 and answers["EM_by_type"]["what"]["EM"] == 1.0
+    assert result["per_item"]["answer"] == ["sofa", "no", "two"]
+
+
 def test_scanrefer_unique_multiple_from_the_labels_file(eval_checkpoint, synthetic_root, tmp_path):
     labels = require_realdata("scannet_meta", "scannetv2-labels.combined.tsv")
     result = run_eval(eval_checkpoint, synthetic_root, "scanrefer", tmp_path, "--labels", str(labels))

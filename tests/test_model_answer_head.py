@@ -153,3 +153,16 @@ def test_greedy_decoding_writes_at_least_one_token(tokenizer):
     head.t5.register_forward_hook(favour_end)
     answers = head.generate(torch.randn(2, 5, 16), max_new_tokens=4)
     assert all(len(a) > 0 for a in answers)
+
+
+def test_situations_are_read_before_their_questions(synthetic_root, monkeypatch):
+    model = build_model(dataclasses.replace(micro_config(), answer=HEAD)).eval()
+    scene = SceneStore(synthetic_root / "scans").get("synth_val_0000")
+    read = []
+    tokenize = model.tokenize
+    monkeypatch.setattr(model, "tokenize", lambda texts: read.extend(texts) or tokenize(texts))
+    model.answer(scene, ["is the lamp on?", "what is left of me?"], situations=["I face the desk.", ""],
+                 max_new_tokens=1)  # fmt: skip
+    assert read == ["I face the desk. is the lamp on? find relevant objects", "what is left of me? find relevant objects"]
+    with pytest.raises(ValueError, match="1 situations for 2 questions"):
+        model.answer(scene, ["a?", "b?"], situations=["I sit."])

@@ -213,10 +213,11 @@ class UniVLG(nn.Module):
         max_frames: int | None = 450,
         max_size: int | None = None,
         max_new_tokens: int | None = None,
+        situations: list[str] | None = None,
     ) -> list[str]:
-        """Answer questions about a scene (needs the generation head); see
-        :func:`univlg.model.answering.answer_questions`."""
-        return answer_questions(self, scene, questions, batch_size, max_frames, max_size, max_new_tokens)
+        """Answer questions about a scene (needs the generation head), each after its SQA3D situation when
+        ``situations`` is given; see :func:`univlg.model.answering.answer_questions`."""
+        return answer_questions(self, scene, questions, batch_size, max_frames, max_size, max_new_tokens, situations)
 
     # ------------------------------------------------------------------------------------------- persistence
 
