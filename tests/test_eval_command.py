@@ -257,9 +257,10 @@ def test_sqa3d_scores_answers_written_after_the_situation(synthetic_root, tmp_pa
     checkpoint = build_model(dataclasses.replace(micro_config(), answer=head)).save_pretrained(tmp_path / "qa")
     root = tmp_path / "root"
     shutil.copytree(synthetic_root / "scans" / "synth_val_0000", root / "scans" / "synth_val_0000")
-    questions = [Question("synth_val_0000", "What is on my left?", ("sofa",), situation="I sit on the bed."),
-                 Question("synth_val_0000", "Is the lamp on?", ("yes", "yes it is"), situation="I face the desk."),
-                 Question("synth_val_0000", "How many chairs are there?", ("two",), situation="I face the desk.")]  # fmt: skip
+    scene, desk = "synth_val_0000", "I face the desk."
+    questions = [Question(scene, "What is on my left?", ("sofa",), situation="I sit on the bed."),
+                 Question(scene, "Is the lamp on?", ("yes", "yes it is"), situation=desk),
+                 Question(scene, "How many chairs are there?", ("two",), situation=desk)]  # fmt: skip
     write_sqa3d(root / "sqa3d" / "v1_balanced_questions_val_scannetv2.json",
                 root / "sqa3d" / "v1_balanced_sqa_annotations_val_scannetv2.json", questions)  # fmt: skip
     written = {"What is on my left?": "sofa", "Is the lamp on?": "no", "How many chairs are there?": "two"}

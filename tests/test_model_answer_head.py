@@ -163,6 +163,7 @@ def test_situations_are_read_before_their_questions(synthetic_root, monkeypatch)
     monkeypatch.setattr(model, "tokenize", lambda texts: read.extend(texts) or tokenize(texts))
     model.answer(scene, ["is the lamp on?", "what is left of me?"], situations=["I face the desk.", ""],
                  max_new_tokens=1)  # fmt: skip
-    assert read == ["I face the desk. is the lamp on? find relevant objects", "what is left of me? find relevant objects"]
+    assert read == ["I face the desk. is the lamp on? find relevant objects",
+                    "what is left of me? find relevant objects"]  # fmt: skip
     with pytest.raises(ValueError, match="1 situations for 2 questions"):
         model.answer(scene, ["a?", "b?"], situations=["I sit."])
