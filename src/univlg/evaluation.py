@@ -258,7 +258,8 @@ def merge_shards(plan: EvalPlan, options: EvalOptions, shards: list[dict]) -> di
         ious, mask_ious, scores = (np.array([r[k] for r in rows], dtype=np.float64) for k in range(3))
         metrics["grounding"] = grounding_metrics(ious, mask_ious, plan.items, options.benchmark)
         if options.benchmark == "scanqa":
-            metrics["answers"], note = _answer_metrics(plan, [r[3] for r in rows])
+            answers = [r[3] for r in rows]
+            metrics["answers"], note = _answer_metrics(_scanqa_questions(plan), answers, SCANQA_ANSWER_NOTE)
             notes.append(note)
         counts.update(referrals=len(rows), scenes=len(set(plan.keys)))
         per_item = {"iou": ious, "mask_iou": mask_ious, "score": scores}
@@ -275,7 +276,7 @@ def merge_shards(plan: EvalPlan, options: EvalOptions, shards: list[dict]) -> di
         metrics["instances"] = instance_metrics(result, plan.classes.splits)
         counts["scenes"] = len(rows)
     else:
-        metrics["answers"], note = _sqa3d_answer_metrics(plan.items, rows)
+        metrics["answers"], note = _answer_metrics(plan.items, rows, SQA3D_ANSWER_NOTE)
         notes.append(note)
         if metrics["answers"]:
             per_item = {"answer": rows}
@@ -291,24 +292,22 @@ def merge_shards(plan: EvalPlan, options: EvalOptions, shards: list[dict]) -> di
     })  # fmt: skip
 
 
-def _answer_metrics(plan: EvalPlan, answers: list[str | None]) -> tuple[dict | None, str]:
-    """EM / EM-R of ScanQA answers, per question type too (None when the model wrote none), and the note."""
-    if not answers or any(a is None for a in answers):
-        return None, ANSWER_NOTE
-    questions = [
+def _scanqa_questions(plan: EvalPlan) -> list[Question]:
+    """The ScanQA questions behind a grounding plan's referrals (their answers and question types)."""
+    return [
         Question(r.scene_id, r.meta["question"], tuple(r.meta["answers"]), question_type=r.meta.get("type", ""))
         for r in plan.items
     ]
-    return evaluate_qa(answers, questions, text_metrics=False), SCANQA_ANSWER_NOTE
 
 
-def _sqa3d_answer_metrics(questions: list[Question], answers: list[str | None]) -> tuple[dict | None, str]:
-    """EM / EM-R (overall and per question type) of SQA3D answers, or None and why not."""
+def _answer_metrics(questions: list[Question], answers: list[str | None], note: str) -> tuple[dict | None, str]:
+    """EM / EM-R, per question type too, and ``note``; or None and why not (the model wrote no answers, or the
+    questions have no references)."""
     if not answers or any(a is None for a in answers):
         return None, ANSWER_NOTE
     if not all(q.answers for q in questions):
         return None, NO_REFERENCES_NOTE
-    return evaluate_qa(answers, questions, text_metrics=False), SQA3D_ANSWER_NOTE
+    return evaluate_qa(answers, questions, text_metrics=False), note
 
 
 def evaluate(
