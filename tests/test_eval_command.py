@@ -278,6 +278,11 @@ def test_sqa3d_scores_answers_written_after_the_situation(synthetic_root, tmp_pa
     assert answers["EM_by_type"]["is"]["EM"] == 0.0 and answers["EM_by_type"]["what"]["EM"] == 1.0
     assert result["per_item"]["answer"] == ["sofa", "no", "two"]
 
+    (root / "sqa3d" / "v1_balanced_sqa_annotations_val_scannetv2.json").unlink()  # a hidden test split
+    hidden = run_eval(checkpoint, root, "sqa3d", tmp_path)
+    assert hidden["metrics"] == {"answers": None} and any("not scored" in n for n in hidden["notes"])
+    assert hidden["per_item"]["answer"] == ["sofa", "no", "two"]
+
 
 def test_scanrefer_unique_multiple_from_the_labels_file(eval_checkpoint, synthetic_root, tmp_path):
     labels = require_realdata("scannet_meta", "scannetv2-labels.combined.tsv")

@@ -38,8 +38,10 @@ ANSWER_NOTE = (
     "no answers were written (the checkpoint has no answer-generation head, model.answer.enabled), so answer "
     "metrics are not reported"
 )
-SQA3D_NOTE = "SQA3D has no grounding target (its official target id is a constant 0): only answers are scored"
-NO_REFERENCES_NOTE = "the questions have no reference answers (a hidden test split?), so answers are not scored"
+SQA3D_NOTE = "SQA3D has no grounding target (its official target id is a constant 0): nothing is grounded"
+NO_REFERENCES_NOTE = (
+    "the questions have no reference answers (a hidden test split?): the answers are written per item, not scored"
+)
 SCANQA_ANSWER_NOTE = (
     "answers: greedy decoding of the generation head; EM and EM-R (the text metrics BLEU/METEOR/ROUGE-L/CIDEr need "
     "Java and are not computed here)"
@@ -263,8 +265,8 @@ def merge_shards(plan: EvalPlan, options: EvalOptions, shards: list[dict]) -> di
             notes.append(note)
         counts.update(referrals=len(rows), scenes=len(set(plan.keys)))
         per_item = {"iou": ious, "mask_iou": mask_ious, "score": scores}
-        if metrics.get("answers"):
-            per_item["answer"] = [r[3] for r in rows]
+        if options.benchmark == "scanqa" and _answered(answers):
+            per_item["answer"] = answers
     elif plan.task == "image_grounding":
         box_ious, inter, union, scores = (np.array([r[k] for r in rows], dtype=np.float64) for k in range(4))
         metrics["refcoco"] = refcoco_metrics(box_ious, inter, union)
@@ -278,7 +280,7 @@ def merge_shards(plan: EvalPlan, options: EvalOptions, shards: list[dict]) -> di
     else:
         metrics["answers"], note = _answer_metrics(plan.items, rows, SQA3D_ANSWER_NOTE)
         notes.append(note)
-        if metrics["answers"]:
+        if _answered(rows):
             per_item = {"answer": rows}
     return json_safe({
         "benchmark": options.benchmark,
@@ -300,10 +302,15 @@ def _scanqa_questions(plan: EvalPlan) -> list[Question]:
     ]
 
 
+def _answered(answers: list[str | None]) -> bool:
+    """Whether the model wrote an answer for every question (it has a generation head)."""
+    return bool(answers) and all(a is not None for a in answers)
+
+
 def _answer_metrics(questions: list[Question], answers: list[str | None], note: str) -> tuple[dict | None, str]:
     """EM / EM-R, per question type too, and ``note``; or None and why not (the model wrote no answers, or the
     questions have no references)."""
-    if not answers or any(a is None for a in answers):
+    if not _answered(answers):
         return None, ANSWER_NOTE
     if not all(q.answers for q in questions):
         return None, NO_REFERENCES_NOTE
