@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -123,6 +124,14 @@ def test_config_file_and_overrides(tmp_path):
         load_train_config(path, ["optim.learning_rate=1"])
     with pytest.raises(ConfigError, match="put 'model_preset: NAME' in"):
         load_train_config(path, ["model_preset=paper"])
+    with pytest.raises(ConfigError, match=r"cannot be negative: \['query_rank'\]"):
+        load_train_config(path, ["loss.query_rank=-1"])
+    with pytest.raises(ConfigError, match="sentences_per_scene must be at least 1, got 0"):
+        load_train_config(path, ["data.sentences_per_scene=0"])
+    with pytest.raises(ConfigError, match="val_scans"):  # raised by train() itself, before any process starts
+        data = dataclasses.replace(cfg.data, val_annotations="val.csv")
+        train(dataclasses.replace(cfg, data=data, output_dir=str(tmp_path / "out")))
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

@@ -145,7 +145,8 @@ def train_config_from_dict(data: dict, where: str = "config") -> TrainConfig:
 
 
 def validate_train_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
-    """``cfg`` itself, after checking the fields that take one of a few names."""
+    """``cfg`` itself, after checking the fields that take one of a few names or must be in range (here, so that
+    every process of a distributed run fails before it starts)."""
     for source in cfg.data.sources:
         if source.kind not in SOURCE_KINDS:
             raise ConfigError(f"{where}: data source kind must be one of {SOURCE_KINDS}, got {source.kind!r}")
@@ -153,6 +154,14 @@ def validate_train_config(cfg: TrainConfig, where: str = "config") -> TrainConfi
         raise ConfigError(f"{where}: loss.box_loss must be 'soft' or 'match_only', got {cfg.loss.box_loss!r}")
     if cfg.amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"{where}: amp must be none, bf16 or fp16, got {cfg.amp!r}")
+    negative = [name for name, value in vars(cfg.loss).items() if isinstance(value, float | int) and value < 0]
+    if negative:
+        raise ConfigError(f"{where}: loss weights and matching costs cannot be negative: {negative}")
+    if cfg.data.sentences_per_scene < 1:
+        raise ConfigError(f"{where}: data.sentences_per_scene must be at least 1, got {cfg.data.sentences_per_scene}")
+    if cfg.data.val_annotations and not cfg.data.val_scans:
+        raise ConfigError(f"{where}: data.val_annotations is set but data.val_scans (the scans folder they refer to) "
+                          "is not")  # fmt: skip
     return cfg
 
 

@@ -25,14 +25,14 @@ from univlg.config import save_config
 from univlg.data.collate import TrainingBatch, collate_training
 from univlg.data.records import Referral
 from univlg.data.scene_store import SceneStore
-from univlg.errors import CheckpointError, ConfigError
+from univlg.errors import CheckpointError
 from univlg.model.predictions import Predictions, unit_targets
 from univlg.model.state_dict import load_matching_state, load_model_state
 from univlg.model.univlg import WEIGHTS_FILE, UniVLG, build_model
 from univlg.predict import predict_referrals, score_referrals
 from univlg.train import distributed
 from univlg.train.checkpoint import load_checkpoint, save_checkpoint
-from univlg.train.config import LossConfig, TrainConfig
+from univlg.train.config import LossConfig, TrainConfig, validate_train_config
 from univlg.train.data_stream import BatchStream, SceneStores, build_source
 from univlg.train.losses import LossWeights, SetCriterion
 from univlg.train.matcher import HungarianMatcher
@@ -64,7 +64,9 @@ def initialise_from(model: UniVLG, folder: Path) -> None:
 
 
 def unit_level_targets(preds: Predictions, batch: TrainingBatch) -> list[SampleTargets]:
-    """Ground truth over the model's mask units: point masks -> voxel fractions -> unit masks (reference 3.1)."""
+    """Ground truth over the model's mask units (reference 3.1), one :class:`SampleTargets` per utterance b: its
+    point masks (G_b, P_b) -> voxel fractions -> unit masks (G_b, U). ``preds`` rows are utterances too (a visual
+    sample's encoding is repeated for each of its sentences), so ``preds.point_to_voxel[b]`` is utterance b's."""
     targets = []
     num_units = preds.mask_logits.shape[-1]
     for b, masks in enumerate(batch.point_masks):
@@ -159,8 +161,10 @@ def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> T
     """Run (or, with ``resume``, continue from ``output_dir/checkpoint.pt``) the training ``cfg`` describes.
 
     ``until`` stops after that step with a checkpoint (for time-limited jobs; ``resume`` later continues exactly
-    as if uninterrupted). The final model is saved only when the run reaches ``cfg.steps``.
+    as if uninterrupted). The final model is saved only when the run reaches ``cfg.steps``. A config with
+    impossible values raises ConfigError before anything starts.
     """
+    validate_train_config(cfg)
     process = distributed.setup(cfg.device)
     if cfg.cpu_threads > 0:
         torch.set_num_threads(cfg.cpu_threads)
@@ -193,8 +197,6 @@ def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> T
     if model.answer_head is None and any(s.kind == "qa" for s in cfg.data.sources):
         logger.warning("qa sources train grounding only: the model has no answer head (model.answer.enabled)")
     validating = bool(cfg.data.val_annotations) and process.is_main
-    if validating and not cfg.data.val_scans:
-        raise ConfigError("data.val_annotations is set but data.val_scans (the scans folder they refer to) is not")
     # One store for the whole run: the training sources' own when the validation scans are theirs.
     val_store = stores.get(cfg.data.val_scans) if validating else None
     val_referrals = validation_referrals(cfg) if validating else []
