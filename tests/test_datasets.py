@@ -237,6 +237,16 @@ def test_collated_companions_decode_against_their_own_visual_sample(store, refer
     utterances = [u for s in samples for u in (s, *s.companions)]
     assert [i["target_id"] for i in batch.infos] == [u.info["target_id"] for u in utterances]
     assert len(batch.positive_maps) == len(batch.point_masks) == sum(counts)
+    for i, utterance in enumerate(utterances):
+        assert utterance.visual is samples[batch.batch.visual_index[i]].visual
+        assert batch.point_masks[i] is utterance.point_masks
+        # The target's row, recomputed from the sentence tokenised alone: uniform over tokens inside its spans.
+        offsets = tiny_tokenize([utterance.text]).offsets[0].tolist()
+        target_spans = utterance.spans[0]
+        inside = [k for k, (a, b) in enumerate(offsets) if b > a and any(a < e and s < b for s, e in target_spans)]
+        expected = torch.zeros(batch.positive_maps[i].shape[1])
+        expected[inside] = 1 / len(inside)
+        torch.testing.assert_close(batch.positive_maps[i][0], expected)
 
 
 def test_shared_encoding_gives_the_losses_of_repeated_visual_samples(store, referrals, tiny_tokenize):

@@ -213,7 +213,8 @@ def test_query_rank_term_is_added_only_when_weighted():
     assert not any(k.startswith("loss_query_rank") for k in off)
     for layer in range(span.shape[0]):
         queries, objects = matcher.match(span[layer, 0], masks[layer, 0], target, None)
-        term = 0.5 * query_rank_loss(span[layer, 0], text_valid[0], target.positive_map, queries, objects) / 2
-        assert on[f"loss_query_rank_{layer}"].item() == pytest.approx(term.item(), rel=1e-5)  # 2 objects
+        rank = query_rank_loss(span[layer, 0], text_valid[0], target.positive_map, queries, objects)
+        term = 0.5 * rank / len(target.positive_map)  # normalised by the number of target objects
+        assert on[f"loss_query_rank_{layer}"].item() == pytest.approx(term.item(), rel=1e-5)
     extra = sum(on[f"loss_query_rank_{layer}"].item() for layer in range(span.shape[0]))
     assert on["loss"].item() == pytest.approx(off["loss"].item() + extra, rel=1e-5)

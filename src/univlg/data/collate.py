@@ -29,6 +29,7 @@ class TrainingBatch:
     infos: list[dict]
 
     def to(self, device) -> TrainingBatch:
+        """This batch with every tensor on ``device`` (infos unchanged)."""
         return TrainingBatch(
             batch=self.batch.to(device),
             positive_maps=[m.to(device) for m in self.positive_maps],
@@ -44,8 +45,8 @@ def collate_training(
     answer_labels: Callable[[list[str | None]], torch.Tensor] | None = None,
 ) -> TrainingBatch:
     """Pad visual samples into one batch, tokenise the texts with the model's ``tokenize`` and map spans to tokens.
-    ``answer_labels`` (the generation head's ``labels``) turns the samples' answers into (B, A) labels when some
-    sample has one; without it answers are not used.
+    ``answer_labels`` (the generation head's ``labels``) turns the utterances' answers into (B_text, A) labels
+    (one row per utterance) when some utterance has one; without it answers are not used.
 
     A sample's ``companions`` follow it as more utterances about its visual sample (``batch.visual_index``; None
     when no sample has companions): the ground-truth lists then run over utterances, not visual samples.

@@ -13,7 +13,6 @@ Every sample is a pure function of ``(index, seed)``, so training resumes exactl
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -27,8 +26,6 @@ from univlg.data.records import CharSpan, Question, Referral
 from univlg.data.scene import PointCloud, Scene
 from univlg.data.scene_store import SceneStore
 from univlg.geometry import boxes_from_masks
-
-logger = logging.getLogger(__name__)
 
 DETECTION_EXCLUDED = ("wall", "floor", "ceiling")
 
@@ -258,15 +255,21 @@ class ReferralDataset(torch.utils.data.Dataset):
         return Utterance(objects, referral.utterance, spans, info)
 
     def companion_indices(self, index: int, rng: np.random.Generator) -> list[int]:
-        """Up to ``sentences_per_scene - 1`` other referrals of the same scene with other sentences."""
+        """Up to ``sentences_per_scene - 1`` other referrals of the same scene, no two with the same sentence and
+        none with the sentence of ``index`` (the first referral of each sentence stands for it)."""
         if self.sentences_per_scene == 1:
             return []
-        referral = self.referrals[index]
-        others = [i for i in self.by_scene[referral.scene_id] if self.referrals[i].utterance != referral.utterance]
+        main = self.referrals[index].utterance
+        first_by_sentence: dict[str, int] = {}
+        for i in self.by_scene[self.referrals[index].scene_id]:
+            first_by_sentence.setdefault(self.referrals[i].utterance, i)
+        others = [i for sentence, i in first_by_sentence.items() if sentence != main]
         chosen = rng.permutation(len(others))[: self.sentences_per_scene - 1]
         return [others[i] for i in sorted(chosen)]
 
     def sample(self, index: int, seed: int) -> TrainingSample | None:
+        """Referral ``index`` with its companions, on views chosen for all their objects (None: no usable views).
+        The companions are drawn from the sample's generator before the views are."""
         rng = _rng(seed, index)
         main = self.utterance(index)
         companions = tuple(self.utterance(i) for i in self.companion_indices(index, rng))
