@@ -63,3 +63,27 @@ def test_answer_command_prints_and_writes_one_answer_per_question(tmp_path, caps
     assert printed == [f"{q!r} -> {r['answer']!r}" for q, r in zip(questions, rows, strict=True)]
     assert main(argv + ["--checkpoint", str(tmp_path / "plain")]) == 2
     assert "no answer-generation head" in capsys.readouterr().err
+
+
+def test_answer_command_passes_situations_per_question(tmp_path, capsys, monkeypatch):
+    torch.manual_seed(0)
+    head = AnswerHeadConfig(enabled=True, dim=32, num_layers=1, num_heads=2, ffn_dim=64, max_new_tokens=3)
+    build_model(dataclasses.replace(micro_config(), answer=head)).save_pretrained(tmp_path / "qa")
+    _write_scene(tmp_path / "scene", make_scene(3, points=None))
+    seen = []
+
+    def fake_answer(model, scene, questions, max_frames, max_new_tokens, situations):
+        seen.append(situations)
+        return ["yes"] * len(questions)
+
+    monkeypatch.setattr("univlg.model.univlg.UniVLG.answer", fake_answer)
+    out = tmp_path / "answers.json"
+    argv = ["answer", "is the lamp on?", "what is left?", "--scene", str(tmp_path / "scene"), "--out", str(out),
+            "--checkpoint", str(tmp_path / "qa")]  # fmt: skip
+    assert main([*argv, "--situation", "I sit on the bed."]) == 0
+    assert main([*argv, "--situation", "I sit on the bed.", "--situation", "I face the door."]) == 0
+    assert [r["situation"] for r in json.loads(out.read_text())["results"]] == ["I sit on the bed.", "I face the door."]
+    assert main(argv) == 0
+    assert seen == [["I sit on the bed."] * 2, ["I sit on the bed.", "I face the door."], None]
+    assert main([*argv, *["--situation", "a", "--situation", "b", "--situation", "c"]]) == 2
+    assert "--situation given 3 times for 2 questions" in capsys.readouterr().err
