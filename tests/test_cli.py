@@ -35,6 +35,15 @@ def test_bad_device_and_preset_overrides_are_one_line_errors(tmp_path, capsys):
     assert "device 'tpu': expected auto" in capsys.readouterr().err
 
 
+def test_train_overrides_are_collected_from_one_or_several_set_flags():
+    from univlg.cli import build_parser
+
+    parser = build_parser()
+    several = parser.parse_args(["train", "--config", "c.yaml", "--set", "steps=5", "--set", "optim.lr=0.1"])
+    one = parser.parse_args(["train", "--config", "c.yaml", "--set", "steps=5", "optim.lr=0.1", "--resume"])
+    assert several.overrides == one.overrides == ["steps=5", "optim.lr=0.1"] and one.resume
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message when CUDA is absent")
 def test_cuda_without_cuda_is_a_config_error():
     from univlg.device import resolve_device

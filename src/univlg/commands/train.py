@@ -9,14 +9,16 @@ HELP = "train a model from a YAML config (multi-GPU: torchrun --nproc_per_node N
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Config file, overrides, resume and stop step."""
     parser.add_argument("--config", required=True, help="training YAML file, e.g. configs/tiny_synth.yaml")
     parser.add_argument(
         "--set",
         dest="overrides",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set steps=200 --set model.decoder.num_queries=50 (repeatable)",
+        help="override config values, e.g. --set steps=200 model.decoder.num_queries=50 (repeatable)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoint.pt")
     parser.add_argument(
