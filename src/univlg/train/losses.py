@@ -237,9 +237,11 @@ class SetCriterion(nn.Module):
             if len(queries) == 0:
                 continue
             if self.weights.query_rank > 0:
-                rank = rank + query_rank_loss(
-                    span_logits[b], text_valid[b], target.positive_map, queries, objects
-                ) / num_objects
+                rank = (
+                    rank
+                    + query_rank_loss(span_logits[b], text_valid[b], target.positive_map, queries, objects)
+                    / num_objects
+                )
             matched_logits = logits_b[queries].float()
             matched_masks = target_masks[objects]
             mask_loss = (
