@@ -230,9 +230,10 @@ class ReferralDataset(torch.utils.data.Dataset):
         self.sampler = sampler
         self.referrals = referrals
         self.sentences_per_scene = sentences_per_scene
-        self.by_scene: dict[str, list[int]] = {}
+        # Per scene, each distinct sentence -> its first referral (in file order): the companions' candidates.
+        self.sentences_by_scene: dict[str, dict[str, int]] = {}
         for i, referral in enumerate(referrals):
-            self.by_scene.setdefault(referral.scene_id, []).append(i)
+            self.sentences_by_scene.setdefault(referral.scene_id, {}).setdefault(referral.utterance, i)
 
     def __len__(self) -> int:
         return len(self.referrals)
@@ -259,11 +260,9 @@ class ReferralDataset(torch.utils.data.Dataset):
         none with the sentence of ``index`` (the first referral of each sentence stands for it)."""
         if self.sentences_per_scene == 1:
             return []
-        main = self.referrals[index].utterance
-        first_by_sentence: dict[str, int] = {}
-        for i in self.by_scene[self.referrals[index].scene_id]:
-            first_by_sentence.setdefault(self.referrals[i].utterance, i)
-        others = [i for sentence, i in first_by_sentence.items() if sentence != main]
+        referral = self.referrals[index]
+        sentences = self.sentences_by_scene[referral.scene_id]
+        others = [i for sentence, i in sentences.items() if sentence != referral.utterance]
         chosen = rng.permutation(len(others))[: self.sentences_per_scene - 1]
         return [others[i] for i in sorted(chosen)]
 
