@@ -233,6 +233,9 @@ class MaskDecoderConfig:
 
     ``anchored_queries`` (not in the paper; :mod:`univlg.model.anchors`): queries placed at farthest-point-sampled
     unit centroids with a Gaussian mask prior of initial width ``anchor_sigma`` (fraction of the sample's spread).
+    ``spatial_attention`` (not in the paper; :mod:`univlg.model.spatial_attention`): a sentence-weighted bias of
+    the query pair geometry in the query self-attention. ``relation_head`` (not in the paper;
+    :mod:`univlg.model.relation_head`): a sentence-weighted geometric score added to each query's span logits.
     """
 
     dim: int = 256
@@ -245,6 +248,8 @@ class MaskDecoderConfig:
     soft_box_temperature: float = 0.05
     anchored_queries: bool = False
     anchor_sigma: float = 0.2
+    spatial_attention: bool = False
+    relation_head: bool = False
 
 
 @dataclasses.dataclass

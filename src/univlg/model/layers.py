@@ -38,9 +38,15 @@ class MultiheadAttention(nn.Module):
         xavier_init_(self)
 
     def forward(
-        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attend: torch.Tensor | None = None
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attend: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """query: (B, Lq, C); key, value: (B, Lk, C); attend: (B, Lq, Lk) or (B, 1, Lk) bool or None.
+        """query: (B, Lq, C); key, value: (B, Lk, C); attend: (B, Lq, Lk) or (B, 1, Lk) bool or None;
+        bias: (B, H, Lq, Lk) float added to the attention logits, or None.
 
         Returns (B, Lq, C). Every query row of ``attend`` must allow at least one key.
         """
@@ -52,6 +58,8 @@ class MultiheadAttention(nn.Module):
 
         q, k, v = heads(self.q_proj(query)), heads(self.k_proj(key)), heads(self.v_proj(value))
         mask = None if attend is None else attend.unsqueeze(1)
+        if bias is not None:
+            mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(out.transpose(1, 2).reshape(b, lq, c))
 
@@ -131,11 +139,16 @@ class SelfAttentionBlock(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(
-        self, x: torch.Tensor, attend: torch.Tensor | None = None, pos: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        attend: torch.Tensor | None = None,
+        pos: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: (B, L, C); attend: (B, L, L) or (B, 1, L) bool; pos: broadcastable to x."""
+        """x: (B, L, C); attend: (B, L, L) or (B, 1, L) bool; pos: broadcastable to x; bias: (B, H, L, L) added
+        to the attention logits."""
         qk = x if pos is None else x + pos
-        return self.norm(x + self.attn(qk, qk, x, attend))
+        return self.norm(x + self.attn(qk, qk, x, attend, bias))
 
 
 class FeedForwardBlock(nn.Module):

@@ -14,6 +14,10 @@ Position encodings: learned MLP of the absolute unit centroid on 3D/lifted batch
 With ``anchored_queries`` (an option of this library, :mod:`univlg.model.anchors`) the queries share one
 learned content vector, take their position encoding from an anchor point placed by farthest point sampling
 over the units and refined by every prediction, and their mask logits get a Gaussian prior around the anchor.
+With ``spatial_attention`` (also this library's, :mod:`univlg.model.spatial_attention`) step 2 adds to the
+query-to-query attention logits a sentence-weighted function of where the two queries' previous masks lie.
+With ``relation_head`` (:mod:`univlg.model.relation_head`) every prediction's span logits of a query get a
+sentence-weighted score of its mask's geometry relative to the queries the sentence names as anchors.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torch
 from torch import nn
 
 from univlg.config import MaskDecoderConfig
-from univlg.model.anchors import QueryAnchors, gaussian_prior
+from univlg.model.anchors import QueryAnchors, gaussian_prior, sample_frame
 from univlg.model.heads import PredictionHeads
 from univlg.model.layers import (
     CrossAttentionBlock,
@@ -33,15 +37,18 @@ from univlg.model.layers import (
     SelfAttentionBlock,
     sine_position_encoding_2d,
 )
+from univlg.model.relation_head import RelationHead
+from univlg.model.spatial_attention import SpatialAttentionBias, pair_features, query_geometry
 
 
 class DecoderLayer(nn.Module):
     """One post-norm decoder layer (steps 1-4 of the module docstring)."""
 
-    def __init__(self, dim: int, num_heads: int, ffn_dim: int, vis_lang_attn: bool):
+    def __init__(self, dim: int, num_heads: int, ffn_dim: int, vis_lang_attn: bool, spatial_attention: bool = False):
         super().__init__()
         self.cross_attn = CrossAttentionBlock(dim, num_heads)
         self.self_attn = SelfAttentionBlock(dim, num_heads)
+        self.spatial_bias = SpatialAttentionBias(dim, num_heads) if spatial_attention else None
         self.ffn = FeedForwardBlock(dim, ffn_dim)
         self.unit_cross_attn = CrossAttentionBlock(dim, num_heads) if vis_lang_attn else None
         self.unit_ffn = FeedForwardBlock(dim, ffn_dim) if vis_lang_attn else None
@@ -54,11 +61,22 @@ class DecoderLayer(nn.Module):
         units: torch.Tensor,
         unit_pos: torch.Tensor,
         attend_units: torch.Tensor,
+        pair_geometry: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x, pos: (B, Q + T, C); token_valid: (B, Q + T) bool; units, unit_pos: (B, S, C);
-        attend_units: (B, Q + T, S) bool. Returns the new x and units."""
+        attend_units: (B, Q + T, S) bool; pair_geometry: (B, Q, Q, F) query pair features, needed by the spatial
+        bias. Returns the new x and units."""
         x = self.cross_attn(x, units, attend_units, query_pos=pos, memory_pos=unit_pos)
-        x = self.self_attn(x, token_valid[:, None, :], pos=pos)
+        bias = None
+        if self.spatial_bias is not None:
+            if pair_geometry is None:
+                raise ValueError("the spatial attention bias needs the query pair geometry")
+            q = pair_geometry.shape[1]
+            query_bias = self.spatial_bias(x[:, q:], token_valid[:, q:], pair_geometry)  # (B, H, Q, Q)
+            b, h, _, _ = query_bias.shape
+            bias = query_bias.new_zeros(b, h, x.shape[1], x.shape[1])
+            bias[:, :, :q, :q] = query_bias
+        x = self.self_attn(x, token_valid[:, None, :], pos=pos, bias=bias)
         x = self.ffn(x)
         if self.unit_cross_attn is not None:
             units = self.unit_cross_attn(units, x, token_valid[:, None, :], query_pos=unit_pos, memory_pos=pos)
@@ -95,8 +113,11 @@ class MaskDecoder(nn.Module):
             self.anchors = None
         self.text_pos = nn.Embedding(max_text_len, d)
         self.layers = nn.ModuleList(
-            DecoderLayer(d, cfg.num_heads, cfg.ffn_dim, cfg.vis_lang_attn) for _ in range(cfg.num_layers)
+            DecoderLayer(d, cfg.num_heads, cfg.ffn_dim, cfg.vis_lang_attn, cfg.spatial_attention)
+            for _ in range(cfg.num_layers)
         )
+        self.spatial_attention = cfg.spatial_attention
+        self.relation_head = RelationHead(d) if cfg.relation_head else None
         self.heads = PredictionHeads(d, cfg.temperature)
 
     def unit_position(self, xyz: torch.Tensor, pos2d: torch.Tensor | None) -> torch.Tensor:
@@ -117,7 +138,8 @@ class MaskDecoder(nn.Module):
     ) -> DecoderOutput:
         """units: (B, S, C) unit features; unit_pos: (B, S, C); unit_valid: (B, S) bool;
         text: (B, T, C) projected text tokens; text_valid: (B, T) bool; unit_xyz: (B, S, 3) unit centroids
-        (needed with anchored queries); with_unit_span: also score the final units against the text."""
+        (needed with anchored queries, the spatial bias and the relation head); with_unit_span: also score the
+        final units against the text."""
         b, t = text_valid.shape
         q = self.num_queries
         if t > self.text_pos.num_embeddings:
@@ -126,13 +148,16 @@ class MaskDecoder(nn.Module):
         visible = unit_valid | ~unit_valid.any(dim=1, keepdim=True)
         text_rows = visible[:, None, :].expand(b, t, -1)
         anchors = centre = spread = None
+        uses_geometry = self.spatial_attention or self.relation_head is not None
+        if (self.anchors is not None or uses_geometry) and unit_xyz is None:
+            raise ValueError("anchored queries, the spatial bias and the relation head need the unit centroids")
         if self.anchors is not None:
-            if unit_xyz is None:
-                raise ValueError("anchored queries need the unit centroids (unit_xyz)")
             anchors, centre, spread = self.anchors.place(unit_xyz, unit_valid, q)
             query_pos = self.anchors.encode(anchors, centre, spread)
         else:
             query_pos = self.query_pos.weight.expand(b, -1, -1)
+        if uses_geometry and centre is None:
+            centre, spread = sample_frame(unit_xyz, unit_valid)
         x = torch.cat([self.query_feat.weight.expand(b, q, -1), text], dim=1)
         text_pos = self.text_pos.weight[:t].expand(b, -1, -1)
         token_valid = torch.cat([text_valid.new_ones(b, q), text_valid], dim=1)
@@ -147,6 +172,9 @@ class MaskDecoder(nn.Module):
                 mask = mask + gaussian_prior(unit_xyz, refined, sigma)
                 anchors = refined.detach()  # each layer refines from the previous anchors, without a gradient path
                 query_pos = self.anchors.encode(anchors, centre, spread)
+            if self.relation_head is not None:
+                geometry = query_geometry(mask.detach(), unit_xyz, visible, centre, spread)
+                span = span + self.relation_head(span, x[:, q:], text_valid, *geometry)[..., None]
             spans.append(span)
             masks.append(mask)
             queries.append(normed)
@@ -158,7 +186,10 @@ class MaskDecoder(nn.Module):
             query_rows = torch.where(query_rows.any(-1, keepdim=True), query_rows, visible[:, None, :])
             attend = torch.cat([query_rows, text_rows], dim=1)
             pos = torch.cat([query_pos, text_pos], dim=1)
-            x, units = layer(x, pos, token_valid, units, unit_pos, attend)
+            pairs = None
+            if self.spatial_attention:
+                pairs = pair_features(*query_geometry(mask.detach(), unit_xyz, visible, centre, spread))
+            x, units = layer(x, pos, token_valid, units, unit_pos, attend, pairs)
             mask = predict(x, units)
         unit_spans = self.heads.unit_span(units, x[:, q:]) if with_unit_span else None
         return DecoderOutput(torch.stack(spans), torch.stack(masks), torch.stack(queries), unit_spans)
