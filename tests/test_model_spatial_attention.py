@@ -129,11 +129,16 @@ def test_relation_head_matches_a_hand_computation_and_starts_at_zero():
     text_valid = torch.tensor([[True, True, True, False]])
     centroids, log_extent = torch.randn(1, 3, 3), torch.randn(1, 3)
     with torch.no_grad():
-        assert torch.count_nonzero(head(span_logits, text, text_valid, centroids, log_extent)) == 0
+        assert (
+            torch.count_nonzero(
+                head(span_logits, text, text_valid, pair_features(centroids, log_extent), centroids, log_extent)
+            )
+            == 0
+        )
         for layer in (head.anchor_words, head.relation_words, head.weights):
             torch.nn.init.normal_(layer.weight)
             torch.nn.init.normal_(layer.bias)
-        scores = head(span_logits, text, text_valid, centroids, log_extent)[0]
+        scores = head(span_logits, text, text_valid, pair_features(centroids, log_extent), centroids, log_extent)[0]
     with torch.no_grad():
         beta = torch.stack([head.anchor_words(text[0, t])[0] for t in range(3)]).softmax(0)  # padding left out
         gamma = torch.stack([head.relation_words(text[0, t])[0] for t in range(3)]).softmax(0)

@@ -163,10 +163,10 @@ class MaskDecoder(nn.Module):
         token_valid = torch.cat([text_valid.new_ones(b, q), text_valid], dim=1)
 
         spans, masks, queries = [], [], []
-        geometry = None  # (centroids, log extents) of the latest prediction's masks, with uses_geometry
+        pairs = None  # pair features of the latest prediction's masks, with uses_geometry
 
         def predict(x: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
-            nonlocal anchors, query_pos, geometry
+            nonlocal anchors, query_pos, pairs
             span, mask, normed = self.heads(x[:, :q], x[:, q:], units)
             if self.anchors is not None:
                 refined, sigma = self.anchors.update(normed, anchors, spread)
@@ -175,8 +175,9 @@ class MaskDecoder(nn.Module):
                 query_pos = self.anchors.encode(anchors, centre, spread)
             if uses_geometry:
                 geometry = query_geometry(mask.detach(), unit_xyz, visible, centre, spread)
+                pairs = pair_features(*geometry)
             if self.relation_head is not None:
-                span = span + self.relation_head(span, x[:, q:], text_valid, *geometry)[..., None]
+                span = span + self.relation_head(span, x[:, q:], text_valid, pairs, *geometry)[..., None]
             spans.append(span)
             masks.append(mask)
             queries.append(normed)
@@ -188,7 +189,6 @@ class MaskDecoder(nn.Module):
             query_rows = torch.where(query_rows.any(-1, keepdim=True), query_rows, visible[:, None, :])
             attend = torch.cat([query_rows, text_rows], dim=1)
             pos = torch.cat([query_pos, text_pos], dim=1)
-            pairs = pair_features(*geometry) if self.spatial_attention else None
             x, units = layer(x, pos, token_valid, units, unit_pos, attend, pairs)
             mask = predict(x, units)
         unit_spans = self.heads.unit_span(units, x[:, q:]) if with_unit_span else None

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from univlg.model.spatial_attention import NUM_PAIR_FEATURES, pair_features
+from univlg.model.spatial_attention import NUM_PAIR_FEATURES
 
 NUM_UNARY_FEATURES = 2
 
@@ -59,13 +59,15 @@ class RelationHead(nn.Module):
         span_logits: torch.Tensor,
         text: torch.Tensor,
         text_valid: torch.Tensor,
+        pairs: torch.Tensor,
         centroids: torch.Tensor,
         log_extent: torch.Tensor,
     ) -> torch.Tensor:
-        """span_logits: (B, Q, T) of the prediction; text: (B, T, C); text_valid: (B, T) bool; centroids
-        (B, Q, 3) and log_extent (B, Q) in the sample frame -> (B, Q) relation scores."""
+        """span_logits: (B, Q, T) of the prediction; text: (B, T, C); text_valid: (B, T) bool; pairs
+        (B, Q, Q, NUM_PAIR_FEATURES) from :func:`~univlg.model.spatial_attention.pair_features` of ``centroids``
+        (B, Q, 3) and ``log_extent`` (B, Q), in the sample frame -> (B, Q) relation scores."""
         anchors = self.anchor_weights(span_logits, text, text_valid)  # (B, Q_j)
-        relative = torch.einsum("bj,bijf->bif", anchors, pair_features(centroids, log_extent))
+        relative = torch.einsum("bj,bijf->bif", anchors, pairs)
         unary = torch.stack([log_extent, centroids[..., 2]], dim=-1)
         features = torch.cat([relative, unary], dim=-1)  # (B, Q, F)
         gamma = word_weights(self.relation_words, text, text_valid)
