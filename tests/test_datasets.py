@@ -105,6 +105,7 @@ def test_detection_sample_covers_instances_of_listed_classes(store):
     scene = store.get(scene_id)
     for object_id, spans in zip(sample.info["object_ids"], sample.spans, strict=True):
         assert sample.text[slice(*spans[0])] == scene.objects[object_id]
+    assert not sample.anchored  # every object of a prompt is a target, none an anchor
     prompt, spans = detection_prompt(["a", "bb", "trash can"])
     assert prompt == "a. bb. trash can" and prompt[slice(*spans["trash can"])] == "trash can"
 
@@ -236,6 +237,7 @@ def test_collated_companions_decode_against_their_own_visual_sample(store, refer
     assert batch.batch.visual_index.tolist() == [b for b, n in enumerate(counts) for _ in range(n)]
     utterances = [u for s in samples for u in (s, *s.companions)]
     assert [i["target_id"] for i in batch.infos] == [u.info["target_id"] for u in utterances]
+    assert batch.anchored == [True] * len(utterances)  # referrals: the objects after the target are anchors
     assert len(batch.positive_maps) == len(batch.point_masks) == sum(counts)
     for i, utterance in enumerate(utterances):
         assert utterance.visual is samples[batch.batch.visual_index[i]].visual
@@ -275,3 +277,26 @@ def test_shared_encoding_gives_the_losses_of_repeated_visual_samples(store, refe
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+def test_relation_anchor_loss_reaches_the_relation_head_on_referral_batches(store, referrals, tiny_tokenize):
+    """Referral batches carry their anchors to the criterion: the relation-anchor term is positive on every
+    prediction and its gradient reaches the head's anchor-word scorer (the only trainable path into it)."""
+    from dataclasses import replace
+
+    from tests.test_model_fixtures import micro_config
+    from univlg.model import build_model
+    from univlg.train.config import LossConfig
+    from univlg.train.engine import build_criterion, compute_losses
+
+    dataset = ReferralDataset(_sampler(store, max_points=1500, augment=False), referrals)
+    samples = [dataset.sample(i, seed=1) for i in range(6)]
+    batch = collate_training([s for s in samples if s is not None and len(s.spans) > 1][:2], tiny_tokenize)
+    assert len(batch.anchored) == 2 and all(batch.anchored)
+    cfg = micro_config()
+    model = build_model(replace(cfg, decoder=replace(cfg.decoder, relation_head=True)))
+    losses = compute_losses(model, build_criterion(LossConfig(box_loss="match_only", relation_anchor=1.0)), batch)
+    terms = [losses[f"loss_relation_anchor_{layer}"] for layer in range(cfg.decoder.num_layers + 1)]
+    assert all(float(term.detach()) > 0 for term in terms)
+    sum(terms).backward()
+    assert model.mask_decoder.relation_head.anchor_words.weight.grad.abs().sum() > 0

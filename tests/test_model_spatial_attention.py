@@ -129,21 +129,23 @@ def test_relation_head_matches_a_hand_computation_and_starts_at_zero():
     text_valid = torch.tensor([[True, True, True, False]])
     centroids, log_extent = torch.randn(1, 3, 3), torch.randn(1, 3)
     with torch.no_grad():
-        assert (
-            torch.count_nonzero(
-                head(span_logits, text, text_valid, pair_features(centroids, log_extent), centroids, log_extent)
-            )
-            == 0
-        )
+        start = head(span_logits, text, text_valid, pair_features(centroids, log_extent), centroids, log_extent)
+        assert torch.count_nonzero(start.score) == 0
         for layer in (head.anchor_words, head.relation_words, head.weights):
             torch.nn.init.normal_(layer.weight)
             torch.nn.init.normal_(layer.bias)
-        scores = head(span_logits, text, text_valid, pair_features(centroids, log_extent), centroids, log_extent)[0]
+        out = head(span_logits, text, text_valid, pair_features(centroids, log_extent), centroids, log_extent)
+        scores = out.score[0]
     with torch.no_grad():
         beta = torch.stack([head.anchor_words(text[0, t])[0] for t in range(3)]).softmax(0)  # padding left out
         gamma = torch.stack([head.relation_words(text[0, t])[0] for t in range(3)]).softmax(0)
-        a = torch.stack([sum(beta[t] * span_logits[0, j, t] for t in range(3)) for j in range(3)]).softmax(0)
+        anchor_logits = torch.stack([sum(beta[t] * span_logits[0, j, t] for t in range(3)) for j in range(3)])
+        a = anchor_logits.softmax(0)
         g = head.weights(sum(gamma[t] * text[0, t] for t in range(3)))
+    assert torch.allclose(out.anchor_logits[0], anchor_logits, atol=1e-5)
+    assert torch.isneginf(out.anchor_word_logits[0, 3]) and torch.allclose(
+        out.anchor_word_logits[0, :3].softmax(0), beta, atol=1e-6
+    )
     for i in range(3):
         summary = []
         for f in range(NUM_PAIR_FEATURES):

@@ -126,6 +126,12 @@ def test_config_file_and_overrides(tmp_path):
         load_train_config(path, ["model_preset=paper"])
     with pytest.raises(ConfigError, match=r"cannot be negative: \['query_rank'\]"):
         load_train_config(path, ["loss.query_rank=-1"])
+    with pytest.raises(ConfigError, match="set model.decoder.relation_head: true"):
+        load_train_config(path, ["loss.relation_anchor=1"])
+    assert (
+        load_train_config(path, ["loss.relation_anchor=1", "model.decoder.relation_head=true"]).loss.relation_anchor
+        == 1
+    )
     with pytest.raises(ConfigError, match="sentences_per_scene must be at least 1, got 0"):
         load_train_config(path, ["data.sentences_per_scene=0"])
     with pytest.raises(ConfigError, match="val_scans"):  # raised by train() itself, before any process starts

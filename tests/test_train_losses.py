@@ -13,6 +13,7 @@ from univlg.train.losses import (
     SetCriterion,
     dice_loss,
     query_rank_loss,
+    relation_anchor_loss,
     sigmoid_focal_loss,
     unit_span_loss,
 )
@@ -217,4 +218,53 @@ def test_query_rank_term_is_added_only_when_weighted():
         term = 0.5 * rank / len(target.positive_map)  # normalised by the number of target objects
         assert on[f"loss_query_rank_{layer}"].item() == pytest.approx(term.item(), rel=1e-5)
     extra = sum(on[f"loss_query_rank_{layer}"].item() for layer in range(span.shape[0]))
+    assert on["loss"].item() == pytest.approx(off["loss"].item() + extra, rel=1e-5)
+
+
+def test_relation_anchor_loss_equals_hand_computation():
+    """4 tokens (the last is padding): the target names token 0, the anchor tokens 0-2 (token 0 is the target's,
+    so only 1 and 2 are the anchor's words); query 2 is matched to the anchor, query 0 to the target."""
+    word_logits = torch.tensor([5.0, 1.0, 2.0, float("-inf")])
+    anchor_logits = torch.tensor([3.0, 1.0, 0.0])
+    text_valid = torch.tensor([True, True, True, False])
+    positive = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3, 0.0]])
+    queries, objects = torch.tensor([0, 2]), torch.tensor([0, 1])
+    loss = relation_anchor_loss(word_logits, anchor_logits, text_valid, positive, queries, objects)
+    expected = _softmax_nll([5.0, 1.0, 2.0], [1, 2]) + _softmax_nll([3.0, 1.0, 0.0], [2])
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    # Without a matched anchor query only the word part is left; without anchor words, only the query part.
+    words_only = relation_anchor_loss(word_logits, anchor_logits, text_valid, positive, queries[:1], objects[:1])
+    assert words_only.item() == pytest.approx(_softmax_nll([5.0, 1.0, 2.0], [1, 2]), rel=1e-6)
+    no_words = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    queries_only = relation_anchor_loss(word_logits, anchor_logits, text_valid, no_words, queries, objects)
+    assert queries_only.item() == pytest.approx(_softmax_nll([3.0, 1.0, 0.0], [2]), rel=1e-6)
+
+
+def test_relation_anchor_term_counts_only_anchored_referrals():
+    """Two utterances with the same predictions: a referral (target, anchor) and a detection-style one whose second
+    object is another target. Only the referral is supervised, and the term is divided by the referral count."""
+    span, masks, target = _problem(layers=2, q=4, t=6)
+    span, masks = span.expand(-1, 2, -1, -1), masks.expand(-1, 2, -1, -1)
+    referral = SampleTargets(target.positive_map[:2], target.masks[:2], None, anchored=True)
+    detection = SampleTargets(target.positive_map[:2], target.masks[:2], None, anchored=False)
+    text_valid = torch.ones(2, span.shape[-1], dtype=torch.bool)
+    point_valid = torch.ones(2, masks.shape[-1], dtype=torch.bool)
+    generator = torch.Generator().manual_seed(1)
+    word_logits = torch.randn(2, 2, span.shape[-1], generator=generator)
+    anchor_logits = torch.randn(2, 2, span.shape[2], generator=generator)
+    matcher = HungarianMatcher()
+    args = (span, text_valid, masks, point_valid, [referral, detection])
+    off = SetCriterion(matcher)(*args, anchor_word_logits=word_logits, anchor_logits=anchor_logits)
+    on = SetCriterion(matcher, LossWeights(relation_anchor=2.0))(
+        *args, anchor_word_logits=word_logits, anchor_logits=anchor_logits
+    )
+    assert not any(k.startswith("loss_relation_anchor") for k in off)
+    for layer in range(span.shape[0]):
+        queries, objects = matcher.match(span[layer, 0], masks[layer, 0], referral, None)
+        expected = relation_anchor_loss(
+            word_logits[layer, 0], anchor_logits[layer, 0], text_valid[0], referral.positive_map, queries, objects
+        )
+        assert expected.item() > 0
+        assert on[f"loss_relation_anchor_{layer}"].item() == pytest.approx(2.0 * expected.item(), rel=1e-5)
+    extra = sum(on[f"loss_relation_anchor_{layer}"].item() for layer in range(span.shape[0]))
     assert on["loss"].item() == pytest.approx(off["loss"].item() + extra, rel=1e-5)

@@ -18,7 +18,8 @@ class TrainingBatch:
 
     Per utterance b (one per sample, or more with ``batch.visual_index``): positive_maps[b]: (G_b, T) float rows
     summing to 1 over each object's tokens; point_masks[b]: (G_b, P_b) bool over its visual sample's own output
-    points (unpadded); boxes[b]: (G_b, 6) or None (images); infos: utterance ids;
+    points (unpadded); boxes[b]: (G_b, 6) or None (images); infos: utterance ids; anchored[b]: its objects after
+    the first are the sentence's anchors (``TrainingSample.anchored``);
     ``batch.answer_labels`` carries the answers when a sample has one and an answer tokenizer was given.
     """
 
@@ -27,6 +28,7 @@ class TrainingBatch:
     point_masks: list[torch.Tensor]
     boxes: list[torch.Tensor | None]
     infos: list[dict]
+    anchored: list[bool]
 
     def to(self, device) -> TrainingBatch:
         """This batch with every tensor on ``device`` (infos unchanged)."""
@@ -36,6 +38,7 @@ class TrainingBatch:
             point_masks=[m.to(device) for m in self.point_masks],
             boxes=[None if b is None else b.to(device) for b in self.boxes],
             infos=self.infos,
+            anchored=self.anchored,
         )
 
 
@@ -71,4 +74,5 @@ def collate_training(
         point_masks=[u.point_masks for u in utterances],
         boxes=[u.boxes for u in utterances],
         infos=[u.info for u in utterances],
+        anchored=[u.anchored for u in utterances],
     )

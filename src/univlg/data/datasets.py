@@ -58,7 +58,8 @@ class TrainingSample:
     its character spans in ``text``; point_masks: (G, P) bool over the sample's output points (P = V*h*w patch
     points for images); boxes: (G, 6) float corner boxes, or None for images; info: ids for logging/eval;
     answer: the answer to learn (question samples), else None; companions: more utterances about the same
-    ``visual`` (their own ``visual`` is this one), decoded against one encoding of it in training."""
+    ``visual`` (their own ``visual`` is this one), decoded against one encoding of it in training; anchored: the
+    objects after the first are the anchors the sentence relates the target to (referrals), not more targets."""
 
     visual: VisualSample
     text: str
@@ -68,6 +69,7 @@ class TrainingSample:
     info: dict
     answer: str | None = None
     companions: list[TrainingSample] = field(default_factory=list)
+    anchored: bool = False
 
 
 @dataclass
@@ -273,9 +275,12 @@ class ReferralDataset(torch.utils.data.Dataset):
         main = self.utterance(index)
         companions = tuple(self.utterance(i) for i in self.companion_indices(index, rng))
         scene = self.sampler.store.get(main.info["scene_id"])
-        return self.sampler.sample_with_retries(
+        sample = self.sampler.sample_with_retries(
             scene, main.object_ids, main.text, main.spans, rng, main.info, companions=companions
         )
+        for utterance in () if sample is None else (sample, *sample.companions):
+            utterance.anchored = True  # objects_and_spans: the target, then its anchors
+        return sample
 
     def __getitem__(self, index: int) -> TrainingSample | None:
         return self.sample(index, 0)

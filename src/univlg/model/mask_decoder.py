@@ -88,12 +88,15 @@ class DecoderLayer(nn.Module):
 class DecoderOutput:
     """Per prediction (L = layers + 1): span_logits (L, B, Q, T), mask_logits (L, B, Q, S), queries (L, B, Q, C)
     (the layer-normed query features); unit_span_logits (B, S, T): the span head on the final units, when asked
-    for (training with ``loss.unit_span``), else None."""
+    for (training with ``loss.unit_span``), else None; anchor_word_logits (L, B, T) and anchor_logits (L, B, Q):
+    the relation head's (:class:`~univlg.model.relation_head.RelationScores`), None without the head."""
 
     span_logits: torch.Tensor
     mask_logits: torch.Tensor
     queries: torch.Tensor
     unit_span_logits: torch.Tensor | None
+    anchor_word_logits: torch.Tensor | None = None
+    anchor_logits: torch.Tensor | None = None
 
 
 class MaskDecoder(nn.Module):
@@ -162,7 +165,7 @@ class MaskDecoder(nn.Module):
         text_pos = self.text_pos.weight[:t].expand(b, -1, -1)
         token_valid = torch.cat([text_valid.new_ones(b, q), text_valid], dim=1)
 
-        spans, masks, queries = [], [], []
+        spans, masks, queries, anchor_words, anchor_queries = [], [], [], [], []
         pairs = None  # pair features of the latest prediction's masks, with uses_geometry
 
         def predict(x: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
@@ -177,7 +180,10 @@ class MaskDecoder(nn.Module):
                 geometry = query_geometry(mask.detach(), unit_xyz, visible, centre, spread)
                 pairs = pair_features(*geometry)
             if self.relation_head is not None:
-                span = span + self.relation_head(span, x[:, q:], text_valid, pairs, *geometry)[..., None]
+                relation = self.relation_head(span, x[:, q:], text_valid, pairs, *geometry)
+                span = span + relation.score[..., None]
+                anchor_words.append(relation.anchor_word_logits)
+                anchor_queries.append(relation.anchor_logits)
             spans.append(span)
             masks.append(mask)
             queries.append(normed)
@@ -192,7 +198,14 @@ class MaskDecoder(nn.Module):
             x, units = layer(x, pos, token_valid, units, unit_pos, attend, pairs)
             mask = predict(x, units)
         unit_spans = self.heads.unit_span(units, x[:, q:]) if with_unit_span else None
-        return DecoderOutput(torch.stack(spans), torch.stack(masks), torch.stack(queries), unit_spans)
+        return DecoderOutput(
+            torch.stack(spans),
+            torch.stack(masks),
+            torch.stack(queries),
+            unit_spans,
+            torch.stack(anchor_words) if anchor_words else None,
+            torch.stack(anchor_queries) if anchor_queries else None,
+        )
 
 
 def build_mask_decoder(cfg: MaskDecoderConfig, max_text_len: int) -> MaskDecoder:

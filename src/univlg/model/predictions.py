@@ -63,7 +63,9 @@ class Predictions:
     point_to_unit, point_to_voxel: (B, P) long (-1 = padding/invalid point); voxel_to_unit: (B, K) long and
     voxel_valid: (B, K) bool (for targets computed per voxel, then per unit, as the paper does);
     answer_logits: (B, A, V) teacher-forced answer-token logits of the generation head, when the batch carried
-        answer labels and the model has the head, else None.
+        answer labels and the model has the head, else None;
+    anchor_word_logits: (L, B, T) and anchor_logits: (L, B, Q): which words and queries the relation head takes
+        for the sentence's anchors (:class:`~univlg.model.relation_head.RelationScores`), None without the head.
     """
 
     span_logits: torch.Tensor
@@ -80,6 +82,8 @@ class Predictions:
     voxel_to_unit: torch.Tensor
     voxel_valid: torch.Tensor
     answer_logits: torch.Tensor | None = None
+    anchor_word_logits: torch.Tensor | None = None
+    anchor_logits: torch.Tensor | None = None
 
     def point_logits(self, layer: int = -1) -> torch.Tensor:
         """(B, Q, P) mask logits of every output point (unit logit; -inf at padding/invalid points)."""

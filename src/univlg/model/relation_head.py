@@ -18,9 +18,15 @@ switched on. "closest" can weigh the distance to the anchors negatively, "farthe
 query's own extent, and the softmax over queries that grounding (and the query-ranking loss) performs compares
 the candidates. Geometry comes from the detached mask probabilities
 (:func:`univlg.model.spatial_attention.query_geometry`).
+
+The head also returns the logits behind ``beta`` and ``a`` so that training can supervise them directly
+(``loss.relation_anchor``, :func:`univlg.train.losses.relation_anchor_loss`): left to the grounding loss alone, a
+few thousand samples do not teach the head which words and queries are the anchors (docs/training.md).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -30,10 +36,25 @@ from univlg.model.spatial_attention import NUM_PAIR_FEATURES
 NUM_UNARY_FEATURES = 2
 
 
-def word_weights(scorer: nn.Linear, text: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
-    """Softmax over the valid tokens of ``scorer(token)``: text (B, T, C), text_valid (B, T) bool -> (B, T)."""
-    scores = scorer(text).squeeze(-1).masked_fill(~text_valid, float("-inf"))
-    return torch.nan_to_num(scores.softmax(-1))  # a sample without valid tokens gets zeros, not NaN
+def word_logits(scorer: nn.Linear, text: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
+    """``scorer(token)`` with -inf at padding: text (B, T, C), text_valid (B, T) bool -> (B, T)."""
+    return scorer(text).squeeze(-1).masked_fill(~text_valid, float("-inf"))
+
+
+def word_weights(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax of :func:`word_logits` (B, T) over the valid tokens; a sample without valid tokens gets zeros."""
+    return torch.nan_to_num(logits.softmax(-1))
+
+
+@dataclass
+class RelationScores:
+    """What the head computes for one prediction: ``score`` (B, Q), added to every span logit of a query;
+    ``anchor_word_logits`` (B, T), -inf at padding, and ``anchor_logits`` (B, Q): the softmax inputs of the
+    anchor words ``beta`` and the anchor weights ``a``."""
+
+    score: torch.Tensor
+    anchor_word_logits: torch.Tensor
+    anchor_logits: torch.Tensor
 
 
 class RelationHead(nn.Module):
@@ -48,11 +69,13 @@ class RelationHead(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def anchor_weights(self, span_logits: torch.Tensor, text: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
-        """span_logits: (B, Q, T); text: (B, T, C); text_valid: (B, T) bool -> (B, Q) weights of the queries as
-        the sentence's anchors."""
-        beta = word_weights(self.anchor_words, text, text_valid)
-        return torch.einsum("bt,bqt->bq", beta, span_logits.detach()).softmax(-1)
+    def anchor_logits(
+        self, span_logits: torch.Tensor, text: torch.Tensor, text_valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """span_logits: (B, Q, T); text: (B, T, C); text_valid: (B, T) bool -> the anchor-word logits (B, T) and
+        the queries' anchor logits (B, Q) (their softmax over queries: the weights ``a``)."""
+        words = word_logits(self.anchor_words, text, text_valid)
+        return words, torch.einsum("bt,bqt->bq", word_weights(words), span_logits.detach())
 
     def forward(
         self,
@@ -62,14 +85,15 @@ class RelationHead(nn.Module):
         pairs: torch.Tensor,
         centroids: torch.Tensor,
         log_extent: torch.Tensor,
-    ) -> torch.Tensor:
+    ) -> RelationScores:
         """span_logits: (B, Q, T) of the prediction; text: (B, T, C); text_valid: (B, T) bool; pairs
         (B, Q, Q, NUM_PAIR_FEATURES) from :func:`~univlg.model.spatial_attention.pair_features` of ``centroids``
-        (B, Q, 3) and ``log_extent`` (B, Q), in the sample frame -> (B, Q) relation scores."""
-        anchors = self.anchor_weights(span_logits, text, text_valid)  # (B, Q_j)
-        relative = torch.einsum("bj,bijf->bif", anchors, pairs)
+        (B, Q, 3) and ``log_extent`` (B, Q), in the sample frame -> the scores and the anchor logits."""
+        words, anchor_logits = self.anchor_logits(span_logits, text, text_valid)
+        relative = torch.einsum("bj,bijf->bif", anchor_logits.softmax(-1), pairs)
         unary = torch.stack([log_extent, centroids[..., 2]], dim=-1)
         features = torch.cat([relative, unary], dim=-1)  # (B, Q, F)
-        gamma = word_weights(self.relation_words, text, text_valid)
+        gamma = word_weights(word_logits(self.relation_words, text, text_valid))
         sentence = torch.einsum("bt,btc->bc", gamma, text)
-        return (features * self.weights(sentence)[:, None, :]).sum(-1)
+        score = (features * self.weights(sentence)[:, None, :]).sum(-1)
+        return RelationScores(score, words, anchor_logits)

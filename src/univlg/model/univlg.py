@@ -179,6 +179,8 @@ class UniVLG(nn.Module):
             voxel_to_unit=visual.voxel_to_unit,
             voxel_valid=visual.voxel_valid,
             answer_logits=self._answer_logits(out.queries[-1], answer_labels),
+            anchor_word_logits=out.anchor_word_logits,
+            anchor_logits=out.anchor_logits,
         )
 
     def _answer_logits(self, queries: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:

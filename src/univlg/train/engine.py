@@ -73,7 +73,7 @@ def unit_level_targets(preds: Predictions, batch: TrainingBatch) -> list[SampleT
         padded = masks.new_zeros(masks.shape[0], preds.point_to_voxel.shape[1])
         padded[:, : masks.shape[1]] = masks
         unit_masks = unit_targets(padded, preds.point_to_voxel[b], preds.voxel_to_unit[b], num_units)
-        targets.append(SampleTargets(batch.positive_maps[b], unit_masks, batch.boxes[b]))
+        targets.append(SampleTargets(batch.positive_maps[b], unit_masks, batch.boxes[b], batch.anchored[b]))
     return targets
 
 
@@ -93,6 +93,8 @@ def compute_losses(model, criterion: SetCriterion, batch: TrainingBatch) -> dict
         unit_span_logits=preds.unit_span_logits,
         answer_logits=preds.answer_logits,
         answer_labels=batch.batch.answer_labels,
+        anchor_word_logits=preds.anchor_word_logits,
+        anchor_logits=preds.anchor_logits,
     )
 
 

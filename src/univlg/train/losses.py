@@ -16,6 +16,11 @@ a softmax over all queries of their mean span logit over the object's tokens, wi
 queries matched to objects with the same tokens, e.g. every chair of a detection prompt) as the positives. The
 focal span loss scores each (query, token) pair on its own; this term makes the right query outscore the others
 (token-to-object contrast, as in BUTD-DETR). Divided by the number of objects, as the mask losses.
+
+``relation_anchor`` (off by default; not in the paper) supervises the relation head
+(:mod:`univlg.model.relation_head`) of every prediction on referrals whose anchors are annotated: its anchor-word
+softmax should fall on the anchors' tokens and its anchor weights on the queries matched to the anchors
+(:func:`relation_anchor_loss`). Divided by the number of such referrals.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class LossWeights:
     giou: float = LossConfig.giou
     unit_span: float = LossConfig.unit_span
     query_rank: float = LossConfig.query_rank
+    relation_anchor: float = LossConfig.relation_anchor
     answer: float = LossConfig.answer
 
 
@@ -131,6 +137,35 @@ def query_rank_loss(
     return (scores.logsumexp(-1) - scores.masked_fill(~positive, float("-inf")).logsumexp(-1)).sum()
 
 
+def relation_anchor_loss(
+    anchor_word_logits: torch.Tensor,
+    anchor_logits: torch.Tensor,
+    text_valid: torch.Tensor,
+    positive_map: torch.Tensor,
+    queries: torch.Tensor,
+    objects: torch.Tensor,
+) -> torch.Tensor:
+    """How far the relation head's anchor choices are from one referral's anchors (object 0 is the target, the
+    others its anchors): -log of the anchor-word softmax mass on the anchors' valid tokens that are not the
+    target's, plus -log of the anchor-weight mass on the queries matched to an anchor. A part without positives
+    adds nothing.
+
+    anchor_word_logits: (T,), -inf at padding; anchor_logits: (Q,); text_valid: (T,) bool; positive_map: (G, T);
+    queries, objects: (M,) long matched pairs.
+    """
+    loss = anchor_logits.sum() * 0.0 + anchor_word_logits[text_valid].sum() * 0.0
+    tokens = positive_map > 0
+    anchor_tokens = tokens[1:].any(0) & ~tokens[0] & text_valid
+    if bool(anchor_tokens.any()):
+        words = anchor_word_logits.float()
+        loss = loss + words.logsumexp(-1) - words[anchor_tokens].logsumexp(-1)
+    anchor_queries = queries[objects > 0]
+    if len(anchor_queries):
+        scores = anchor_logits.float()
+        loss = loss + scores.logsumexp(-1) - scores[anchor_queries].logsumexp(-1)
+    return loss
+
+
 def answer_loss(answer_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the answer tokens: answer_logits (B, A, V), labels (B, A) long with
     :data:`~univlg.model.answer_head.IGNORE` padding; 0 (with a graph) when no row has an answer."""
@@ -171,19 +206,25 @@ class SetCriterion(nn.Module):
         unit_span_logits: torch.Tensor | None = None,
         answer_logits: torch.Tensor | None = None,
         answer_labels: torch.Tensor | None = None,
+        anchor_word_logits: torch.Tensor | None = None,
+        anchor_logits: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Weighted losses per layer (``loss_<term>_<layer>``) and their sum under ``loss``.
 
         span_logits: (L, B, Q, T); text_valid: (B, T) bool; mask_logits: (L, B, Q, P); point_valid: (B, P) bool;
         targets: B :class:`SampleTargets`; boxes / soft_boxes: (L, B, Q, 6) hard / differentiable corner boxes;
         unit_span_logits: (B, S, T), used when the ``unit_span`` weight is positive; answer_logits (B, A, V) with
-        answer_labels (B, A): the generation head's term (both reported with the last layer).
+        answer_labels (B, A): the generation head's term (both reported with the last layer);
+        anchor_word_logits (L, B, T) and anchor_logits (L, B, Q): the relation head's, for the ``relation_anchor``
+        term (left out when None or the weight is 0).
         """
         device = span_logits.device
         num_objects = _global_mean_count(sum(len(t) for t in targets), device)
         num_tokens = _global_mean_count(sum(float((t.positive_map > 0).sum()) for t in targets), device)
         use_boxes = self.box_loss == "soft" and soft_boxes is not None
         match_boxes = soft_boxes if use_boxes else boxes
+        supervise_anchors = self.weights.relation_anchor > 0 and anchor_logits is not None
+        num_referrals = _global_mean_count(sum(t.anchored and len(t) > 1 for t in targets), device)
         losses: dict[str, torch.Tensor] = {}
         for layer in range(span_logits.shape[0]):
             layer_boxes = None if match_boxes is None else match_boxes[layer]
@@ -197,6 +238,7 @@ class SetCriterion(nn.Module):
                 soft_boxes[layer] if use_boxes else None,
                 num_objects,
                 num_tokens,
+                (anchor_word_logits[layer], anchor_logits[layer], num_referrals) if supervise_anchors else None,
             )
             for name, value in terms.items():
                 losses[f"loss_{name}_{layer}"] = getattr(self.weights, name) * value
@@ -220,9 +262,13 @@ class SetCriterion(nn.Module):
         soft_boxes: torch.Tensor | None,
         num_objects: float,
         num_tokens: float,
+        anchors: tuple[torch.Tensor, torch.Tensor, float] | None = None,
     ) -> dict[str, torch.Tensor]:
+        """One prediction's terms; ``anchors``: its anchor-word logits (B, T), anchor logits (B, Q) and the
+        referral count that divides the ``relation_anchor`` term, or None to leave the term out."""
         zero = span_logits.sum() * 0.0
         span_loss, mask_loss, dice, l1, giou, rank = zero, zero, zero, zero, zero, zero
+        relation = zero if anchors is None else anchors[1].sum() * 0.0
         for b, target in enumerate(targets):
             valid = point_valid[b]
             logits_b = mask_logits[b][:, valid]
@@ -234,6 +280,15 @@ class SetCriterion(nn.Module):
             span_target[queries] = (target.positive_map[objects] > 0).float()
             focal = sigmoid_focal_loss(span_logits[b].float(), span_target)
             span_loss = span_loss + focal[:, text_valid[b]].sum() / num_tokens
+            if anchors is not None and target.anchored and len(target) > 1:
+                word_logits, anchor_logits, num_referrals = anchors
+                relation = (
+                    relation
+                    + relation_anchor_loss(
+                        word_logits[b], anchor_logits[b], text_valid[b], target.positive_map, queries, objects
+                    )
+                    / num_referrals
+                )
             if len(queries) == 0:
                 continue
             if self.weights.query_rank > 0:
@@ -260,6 +315,8 @@ class SetCriterion(nn.Module):
         terms = {"span": span_loss, "mask": mask_loss, "dice": dice}
         if self.weights.query_rank > 0:
             terms["query_rank"] = rank
+        if anchors is not None:
+            terms["relation_anchor"] = relation
         if soft_boxes is not None:
             terms.update(bbox=l1, giou=giou)
         return terms

@@ -14,12 +14,14 @@ class SampleTargets:
     positive_map: (G, T) float, each row sums to 1 over the tokens that mention the object (T = the sample's
     text tokens, padding included); masks: (G, P) float in {0, 1} over the sample's output points or segments
     (P = the prediction's point count, padding included; padded columns are ignored through the valid mask);
-    boxes: (G, 6) float (xmin, ymin, zmin, xmax, ymax, zmax) or None where boxes are not supervised (2D data).
+    boxes: (G, 6) float (xmin, ymin, zmin, xmax, ymax, zmax) or None where boxes are not supervised (2D data);
+    anchored: the objects after the first are the sentence's anchors (a referral), not further targets.
     """
 
     positive_map: torch.Tensor
     masks: torch.Tensor
     boxes: torch.Tensor | None = None
+    anchored: bool = False
 
     def __post_init__(self) -> None:
         g = self.positive_map.shape[0]
@@ -34,4 +36,4 @@ class SampleTargets:
 
     def to(self, device: torch.device | str) -> SampleTargets:
         boxes = None if self.boxes is None else self.boxes.to(device)
-        return SampleTargets(self.positive_map.to(device), self.masks.to(device), boxes)
+        return SampleTargets(self.positive_map.to(device), self.masks.to(device), boxes, self.anchored)
