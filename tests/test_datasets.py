@@ -279,9 +279,10 @@ def test_shared_encoding_gives_the_losses_of_repeated_visual_samples(store, refe
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
-def test_relation_anchor_loss_reaches_the_relation_head_on_referral_batches(store, referrals, tiny_tokenize):
-    """Referral batches carry their anchors to the criterion: the relation-anchor term is positive on every
-    prediction and its gradient reaches the head's anchor-word scorer (the only trainable path into it)."""
+def test_relation_losses_reach_the_relation_head_on_referral_batches(store, referrals, tiny_tokenize):
+    """Referral batches carry their anchors and reference types to the criterion: the relation-anchor and
+    relation-class terms are positive on every prediction, and their gradients reach the head's anchor-word and
+    relation-word scorers (the relation words get none from grounding while the head's weights are zero)."""
     from dataclasses import replace
 
     from tests.test_model_fixtures import micro_config
@@ -294,9 +295,13 @@ def test_relation_anchor_loss_reaches_the_relation_head_on_referral_batches(stor
     batch = collate_training([s for s in samples if s is not None and len(s.spans) > 1][:2], tiny_tokenize)
     assert len(batch.anchored) == 2 and all(batch.anchored)
     cfg = micro_config()
-    model = build_model(replace(cfg, decoder=replace(cfg.decoder, relation_head=True)))
-    losses = compute_losses(model, build_criterion(LossConfig(box_loss="match_only", relation_anchor=1.0)), batch)
-    terms = [losses[f"loss_relation_anchor_{layer}"] for layer in range(cfg.decoder.num_layers + 1)]
+    classes = sorted({r.relation for r in referrals})
+    model = build_model(replace(cfg, decoder=replace(cfg.decoder, relation_head=True, relation_classes=classes)))
+    criterion = build_criterion(LossConfig(box_loss="match_only", relation_anchor=1.0, relation_class=1.0))
+    losses = compute_losses(model, criterion, batch)
+    layers = range(cfg.decoder.num_layers + 1)
+    terms = [losses[f"loss_relation_{name}_{layer}"] for name in ("anchor", "class") for layer in layers]
     assert all(float(term.detach()) > 0 for term in terms)
     sum(terms).backward()
-    assert model.mask_decoder.relation_head.anchor_words.weight.grad.abs().sum() > 0
+    head = model.mask_decoder.relation_head
+    assert head.anchor_words.weight.grad.abs().sum() > 0 and head.relation_words.weight.grad.abs().sum() > 0

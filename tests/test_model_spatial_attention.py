@@ -124,7 +124,7 @@ def test_zero_initialised_bias_leaves_the_decoder_unchanged_and_a_trained_one_ch
 
 def test_relation_head_matches_a_hand_computation_and_starts_at_zero():
     torch.manual_seed(0)
-    head = RelationHead(dim=8)
+    head = RelationHead(dim=8, num_classes=3)
     span_logits, text = torch.randn(1, 3, 4) * 5, torch.randn(1, 4, 8)
     text_valid = torch.tensor([[True, True, True, False]])
     centroids, log_extent = torch.randn(1, 3, 3), torch.randn(1, 3)
@@ -142,6 +142,8 @@ def test_relation_head_matches_a_hand_computation_and_starts_at_zero():
         anchor_logits = torch.stack([sum(beta[t] * span_logits[0, j, t] for t in range(3)) for j in range(3)])
         a = anchor_logits.softmax(0)
         g = head.weights(sum(gamma[t] * text[0, t] for t in range(3)))
+        classes = head.classifier(sum(gamma[t] * text[0, t] for t in range(3)))
+    assert torch.allclose(out.relation_logits[0], classes, atol=1e-5)
     assert torch.allclose(out.anchor_logits[0], anchor_logits, atol=1e-5)
     assert torch.isneginf(out.anchor_word_logits[0, 3]) and torch.allclose(
         out.anchor_word_logits[0, :3].softmax(0), beta, atol=1e-6

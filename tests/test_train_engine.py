@@ -126,6 +126,8 @@ def test_config_file_and_overrides(tmp_path):
         load_train_config(path, ["model_preset=paper"])
     with pytest.raises(ConfigError, match=r"cannot be negative: \['query_rank'\]"):
         load_train_config(path, ["loss.query_rank=-1"])
+    with pytest.raises(ConfigError, match="model.decoder.relation_classes"):
+        load_train_config(path, ["loss.relation_class=1", "model.decoder.relation_head=true"])
     with pytest.raises(ConfigError, match="set model.decoder.relation_head: true"):
         load_train_config(path, ["loss.relation_anchor=1"])
     assert (

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from univlg.model.answer_head import IGNORE
 from univlg.model.heads import PredictionHeads
 from univlg.train.losses import (
     LossWeights,
@@ -14,11 +15,12 @@ from univlg.train.losses import (
     dice_loss,
     query_rank_loss,
     relation_anchor_loss,
+    relation_class_loss,
     sigmoid_focal_loss,
     unit_span_loss,
 )
 from univlg.train.matcher import HungarianMatcher
-from univlg.train.targets import SampleTargets
+from univlg.train.targets import SampleTargets, relation_labels
 
 
 def test_focal_loss_hand_value():
@@ -267,4 +269,36 @@ def test_relation_anchor_term_counts_only_anchored_referrals():
         assert expected.item() > 0
         assert on[f"loss_relation_anchor_{layer}"].item() == pytest.approx(2.0 * expected.item(), rel=1e-5)
     extra = sum(on[f"loss_relation_anchor_{layer}"].item() for layer in range(span.shape[0]))
+    assert on["loss"].item() == pytest.approx(off["loss"].item() + extra, rel=1e-5)
+
+
+def test_relation_labels_index_the_known_reference_types():
+    infos = [{"relation": "between"}, {"relation": "closest"}, {"task": "detection"}, {"relation": "behind"}]
+    assert relation_labels(infos, ["closest", "between"]).tolist() == [1, 0, IGNORE, IGNORE]
+
+
+def test_relation_class_loss_equals_hand_computation():
+    logits = torch.tensor([[2.0, 0.0, 1.0], [0.0, 0.0, 0.0], [1.0, 3.0, 0.0]])
+    labels = torch.tensor([0, IGNORE, 1])
+    expected = (_softmax_nll([2.0, 0.0, 1.0], [0]) + _softmax_nll([1.0, 3.0, 0.0], [1])) / 4.0
+    assert relation_class_loss(logits, labels, 4.0).item() == pytest.approx(expected, rel=1e-6)
+    assert relation_class_loss(logits, torch.full((3,), IGNORE), 1.0).item() == 0.0
+
+
+def test_relation_class_term_is_added_per_prediction_and_divided_by_the_typed_utterances():
+    span, masks, target = _problem(layers=2)
+    text_valid = torch.ones(1, span.shape[-1], dtype=torch.bool)
+    point_valid = torch.ones(1, masks.shape[-1], dtype=torch.bool)
+    logits = torch.randn(2, 1, 3, generator=torch.Generator().manual_seed(2))
+    labels = torch.tensor([2])
+    args = (span, text_valid, masks, point_valid, [target])
+    off = SetCriterion(HungarianMatcher())(*args, relation_logits=logits, relation_labels=labels)
+    on = SetCriterion(HungarianMatcher(), LossWeights(relation_class=0.5))(
+        *args, relation_logits=logits, relation_labels=labels
+    )
+    assert not any(k.startswith("loss_relation_class") for k in off)
+    for layer in range(2):
+        expected = 0.5 * _softmax_nll(logits[layer, 0].tolist(), [2])
+        assert on[f"loss_relation_class_{layer}"].item() == pytest.approx(expected, rel=1e-5)
+    extra = sum(on[f"loss_relation_class_{layer}"].item() for layer in range(2))
     assert on["loss"].item() == pytest.approx(off["loss"].item() + extra, rel=1e-5)

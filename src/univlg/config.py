@@ -235,7 +235,9 @@ class MaskDecoderConfig:
     unit centroids with a Gaussian mask prior of initial width ``anchor_sigma`` (fraction of the sample's spread).
     ``spatial_attention`` (not in the paper; :mod:`univlg.model.spatial_attention`): a sentence-weighted bias of
     the query pair geometry in the query self-attention. ``relation_head`` (not in the paper;
-    :mod:`univlg.model.relation_head`): a sentence-weighted geometric score added to each query's span logits.
+    :mod:`univlg.model.relation_head`): a sentence-weighted geometric score added to each query's span logits;
+    ``relation_classes``: the reference types (SR3D's ``reference_type``: "closest", "between", ...) that the head
+    learns to name from the words it pools (``loss.relation_class``); empty: no such classifier.
     """
 
     dim: int = 256
@@ -250,6 +252,7 @@ class MaskDecoderConfig:
     anchor_sigma: float = 0.2
     spatial_attention: bool = False
     relation_head: bool = False
+    relation_classes: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

@@ -65,7 +65,8 @@ class Predictions:
     answer_logits: (B, A, V) teacher-forced answer-token logits of the generation head, when the batch carried
         answer labels and the model has the head, else None;
     anchor_word_logits: (L, B, T) and anchor_logits: (L, B, Q): which words and queries the relation head takes
-        for the sentence's anchors (:class:`~univlg.model.relation_head.RelationScores`), None without the head.
+        for the sentence's anchors (:class:`~univlg.model.relation_head.RelationScores`), None without the head;
+    relation_logits: (L, B, K) its reference-type logits over ``decoder.relation_classes``, None without them.
     """
 
     span_logits: torch.Tensor
@@ -84,6 +85,7 @@ class Predictions:
     answer_logits: torch.Tensor | None = None
     anchor_word_logits: torch.Tensor | None = None
     anchor_logits: torch.Tensor | None = None
+    relation_logits: torch.Tensor | None = None
 
     def point_logits(self, layer: int = -1) -> torch.Tensor:
         """(B, Q, P) mask logits of every output point (unit logit; -inf at padding/invalid points)."""

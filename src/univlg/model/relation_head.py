@@ -21,7 +21,10 @@ the candidates. Geometry comes from the detached mask probabilities
 
 The head also returns the logits behind ``beta`` and ``a`` so that training can supervise them directly
 (``loss.relation_anchor``, :func:`univlg.train.losses.relation_anchor_loss`): left to the grounding loss alone, a
-few thousand samples do not teach the head which words and queries are the anchors (docs/training.md).
+few thousand samples do not teach the head which words and queries are the anchors (docs/training.md). With
+``num_classes`` > 0 a linear classifier names the sentence's reference type from the pooled relation words
+(``loss.relation_class``): the geometry weights ``g`` can only differ between "closest" and "farthest" if that
+pooled vector does, and the grounding loss alone leaves it the same for every relation.
 """
 
 from __future__ import annotations
@@ -50,17 +53,20 @@ def word_weights(logits: torch.Tensor) -> torch.Tensor:
 class RelationScores:
     """What the head computes for one prediction: ``score`` (B, Q), added to every span logit of a query;
     ``anchor_word_logits`` (B, T), -inf at padding, and ``anchor_logits`` (B, Q): the softmax inputs of the
-    anchor words ``beta`` and the anchor weights ``a``."""
+    anchor words ``beta`` and the anchor weights ``a``; ``relation_logits`` (B, K): the reference-type
+    classifier's, None without one."""
 
     score: torch.Tensor
     anchor_word_logits: torch.Tensor
     anchor_logits: torch.Tensor
+    relation_logits: torch.Tensor | None = None
 
 
 class RelationHead(nn.Module):
-    """See the module docstring: ``anchor_words`` (w_a), ``relation_words`` (w_r), ``weights`` (g)."""
+    """See the module docstring: ``anchor_words`` (w_a), ``relation_words`` (w_r), ``weights`` (g) and, with
+    ``num_classes`` > 0, ``classifier`` (pooled relation words -> reference-type logits)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, num_classes: int = 0):
         super().__init__()
         self.anchor_words = nn.Linear(dim, 1)
         self.relation_words = nn.Linear(dim, 1)
@@ -68,6 +74,7 @@ class RelationHead(nn.Module):
         for layer in (self.anchor_words, self.relation_words, self.weights):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        self.classifier = nn.Linear(dim, num_classes) if num_classes > 0 else None
 
     def anchor_logits(
         self, span_logits: torch.Tensor, text: torch.Tensor, text_valid: torch.Tensor
@@ -96,4 +103,5 @@ class RelationHead(nn.Module):
         gamma = word_weights(word_logits(self.relation_words, text, text_valid))
         sentence = torch.einsum("bt,btc->bc", gamma, text)
         score = (features * self.weights(sentence)[:, None, :]).sum(-1)
-        return RelationScores(score, words, anchor_logits)
+        classes = None if self.classifier is None else self.classifier(sentence)
+        return RelationScores(score, words, anchor_logits, classes)

@@ -78,7 +78,8 @@ class LossConfig:
     """Loss weights, matching costs (reference 3.2-3.3) and the box-loss mode ("soft" or "match_only").
     ``unit_span`` weighs this library's dense unit-to-words loss (``losses.unit_span_loss``; 0 = off, as in the
     paper), ``query_rank`` its query-ranking contrast (``losses.query_rank_loss``; 0 = off), ``relation_anchor`` its
-    supervision of the relation head's anchors (``losses.relation_anchor_loss``; 0 = off); ``answer`` the
+    supervision of the relation head's anchors (``losses.relation_anchor_loss``; 0 = off), ``relation_class`` of
+    its reference-type classifier (``losses.relation_class_loss``; 0 = off); ``answer`` the
     generation head's token cross-entropy (x5, the released base config)."""
 
     span: float = 2.0
@@ -89,6 +90,7 @@ class LossConfig:
     unit_span: float = 0.0
     query_rank: float = 0.0
     relation_anchor: float = 0.0
+    relation_class: float = 0.0
     answer: float = 5.0
     match_class: float = 2.0
     match_mask: float = 0.2
@@ -162,6 +164,10 @@ def validate_train_config(cfg: TrainConfig, where: str = "config") -> TrainConfi
     if cfg.loss.relation_anchor > 0 and not cfg.model.decoder.relation_head:
         raise ConfigError(f"{where}: loss.relation_anchor supervises the relation head; set "
                           "model.decoder.relation_head: true (or the weight to 0)")  # fmt: skip
+    if cfg.loss.relation_class > 0 and not (cfg.model.decoder.relation_head and cfg.model.decoder.relation_classes):
+        raise ConfigError(f"{where}: loss.relation_class trains the relation head's classifier; set "
+                          "model.decoder.relation_head: true and model.decoder.relation_classes "
+                          "(or the weight to 0)")  # fmt: skip
     if cfg.data.sentences_per_scene < 1:
         raise ConfigError(f"{where}: data.sentences_per_scene must be at least 1, got {cfg.data.sentences_per_scene}")
     if cfg.data.val_annotations and not cfg.data.val_scans:

@@ -37,7 +37,7 @@ from univlg.train.data_stream import BatchStream, SceneStores, build_source
 from univlg.train.losses import LossWeights, SetCriterion
 from univlg.train.matcher import HungarianMatcher
 from univlg.train.optim import build_optimizer, build_scheduler
-from univlg.train.targets import SampleTargets
+from univlg.train.targets import SampleTargets, relation_labels
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ def compute_losses(model, criterion: SetCriterion, batch: TrainingBatch) -> dict
     """Forward one batch and return the criterion's losses (``loss`` is their weighted sum)."""
     preds = model(batch.batch, with_unit_span=criterion.weights.unit_span > 0)
     targets = unit_level_targets(preds, batch)
+    classes = getattr(model, "module", model).cfg.decoder.relation_classes  # DistributedDataParallel wraps it
+    labels = relation_labels(batch.infos, classes).to(preds.span_logits.device) if classes else None
     boxes_supervised = all(b is not None for b in batch.boxes)
     return criterion(
         preds.span_logits,
@@ -95,6 +97,8 @@ def compute_losses(model, criterion: SetCriterion, batch: TrainingBatch) -> dict
         answer_labels=batch.batch.answer_labels,
         anchor_word_logits=preds.anchor_word_logits,
         anchor_logits=preds.anchor_logits,
+        relation_logits=preds.relation_logits,
+        relation_labels=labels,
     )
 
 

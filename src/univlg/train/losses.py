@@ -20,7 +20,9 @@ focal span loss scores each (query, token) pair on its own; this term makes the 
 ``relation_anchor`` (off by default; not in the paper) supervises the relation head
 (:mod:`univlg.model.relation_head`) of every prediction on referrals whose anchors are annotated: its anchor-word
 softmax should fall on the anchors' tokens and its anchor weights on the queries matched to the anchors
-(:func:`relation_anchor_loss`). Divided by the number of such referrals.
+(:func:`relation_anchor_loss`). Divided by the number of such referrals. ``relation_class`` (also off by default)
+trains the head's reference-type classifier (``decoder.relation_classes``) with the cross-entropy of each
+referral's type (:func:`relation_class_loss`), on every prediction.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class LossWeights:
     unit_span: float = LossConfig.unit_span
     query_rank: float = LossConfig.query_rank
     relation_anchor: float = LossConfig.relation_anchor
+    relation_class: float = LossConfig.relation_class
     answer: float = LossConfig.answer
 
 
@@ -166,6 +169,14 @@ def relation_anchor_loss(
     return loss
 
 
+def relation_class_loss(relation_logits: torch.Tensor, labels: torch.Tensor, count: float) -> torch.Tensor:
+    """Summed cross-entropy of the reference-type logits (B, K) against labels (B,) long, :data:`IGNORE` where a
+    row has no known type, divided by ``count``; 0 (with a graph) when no row is labelled."""
+    if not bool((labels != IGNORE).any()):
+        return relation_logits.sum() * 0.0
+    return F.cross_entropy(relation_logits.float(), labels, ignore_index=IGNORE, reduction="sum") / count
+
+
 def answer_loss(answer_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the answer tokens: answer_logits (B, A, V), labels (B, A) long with
     :data:`~univlg.model.answer_head.IGNORE` padding; 0 (with a graph) when no row has an answer."""
@@ -208,6 +219,8 @@ class SetCriterion(nn.Module):
         answer_labels: torch.Tensor | None = None,
         anchor_word_logits: torch.Tensor | None = None,
         anchor_logits: torch.Tensor | None = None,
+        relation_logits: torch.Tensor | None = None,
+        relation_labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Weighted losses per layer (``loss_<term>_<layer>``) and their sum under ``loss``.
 
@@ -216,7 +229,8 @@ class SetCriterion(nn.Module):
         unit_span_logits: (B, S, T), used when the ``unit_span`` weight is positive; answer_logits (B, A, V) with
         answer_labels (B, A): the generation head's term (both reported with the last layer);
         anchor_word_logits (L, B, T) and anchor_logits (L, B, Q): the relation head's, for the ``relation_anchor``
-        term (left out when None or the weight is 0).
+        term; relation_logits (L, B, K) with relation_labels (B,) long (:data:`IGNORE` = no known type): for the
+        ``relation_class`` term (each left out when None or its weight is 0).
         """
         device = span_logits.device
         num_objects = _global_mean_count(sum(len(t) for t in targets), device)
@@ -225,6 +239,8 @@ class SetCriterion(nn.Module):
         match_boxes = soft_boxes if use_boxes else boxes
         supervise_anchors = self.weights.relation_anchor > 0 and anchor_logits is not None
         num_referrals = _global_mean_count(sum(t.anchored and len(t) > 1 for t in targets), device)
+        classify = self.weights.relation_class > 0 and relation_logits is not None and relation_labels is not None
+        num_typed = _global_mean_count(int((relation_labels != IGNORE).sum()) if classify else 0, device)
         losses: dict[str, torch.Tensor] = {}
         for layer in range(span_logits.shape[0]):
             layer_boxes = None if match_boxes is None else match_boxes[layer]
@@ -240,6 +256,8 @@ class SetCriterion(nn.Module):
                 num_tokens,
                 (anchor_word_logits[layer], anchor_logits[layer], num_referrals) if supervise_anchors else None,
             )
+            if classify:
+                terms["relation_class"] = relation_class_loss(relation_logits[layer], relation_labels, num_typed)
             for name, value in terms.items():
                 losses[f"loss_{name}_{layer}"] = getattr(self.weights, name) * value
         if self.weights.unit_span > 0 and unit_span_logits is not None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from univlg.model.answer_head import IGNORE
+
 
 @dataclass
 class SampleTargets:
@@ -37,3 +39,10 @@ class SampleTargets:
     def to(self, device: torch.device | str) -> SampleTargets:
         boxes = None if self.boxes is None else self.boxes.to(device)
         return SampleTargets(self.positive_map.to(device), self.masks.to(device), boxes, self.anchored)
+
+
+def relation_labels(infos: list[dict], classes: list[str]) -> torch.Tensor:
+    """(B,) long index in ``classes`` of each utterance's reference type (``info["relation"]``), :data:`IGNORE`
+    where it has none or one outside ``classes``."""
+    index = {name: i for i, name in enumerate(classes)}
+    return torch.tensor([index.get(info.get("relation") or "", IGNORE) for info in infos], dtype=torch.long)
