@@ -134,6 +134,7 @@ def test_relation_head_matches_a_hand_computation_and_starts_at_zero():
         for layer in (head.anchor_words, head.relation_words, head.weights):
             torch.nn.init.normal_(layer.weight)
             torch.nn.init.normal_(layer.bias)
+        torch.nn.init.normal_(head.class_weights)
         out = head(span_logits, text, text_valid, pair_features(centroids, log_extent), centroids, log_extent)
         scores = out.score[0]
     with torch.no_grad():
@@ -141,8 +142,9 @@ def test_relation_head_matches_a_hand_computation_and_starts_at_zero():
         gamma = torch.stack([head.relation_words(text[0, t])[0] for t in range(3)]).softmax(0)
         anchor_logits = torch.stack([sum(beta[t] * span_logits[0, j, t] for t in range(3)) for j in range(3)])
         a = anchor_logits.softmax(0)
-        g = head.weights(sum(gamma[t] * text[0, t] for t in range(3)))
         classes = head.classifier(sum(gamma[t] * text[0, t] for t in range(3)))
+        g = head.weights(sum(gamma[t] * text[0, t] for t in range(3)))
+        g = g + sum(classes.softmax(0)[k] * head.class_weights[k] for k in range(3))
     assert torch.allclose(out.relation_logits[0], classes, atol=1e-5)
     assert torch.allclose(out.anchor_logits[0], anchor_logits, atol=1e-5)
     assert torch.isneginf(out.anchor_word_logits[0, 3]) and torch.allclose(

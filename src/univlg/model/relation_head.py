@@ -24,7 +24,12 @@ The head also returns the logits behind ``beta`` and ``a`` so that training can 
 few thousand samples do not teach the head which words and queries are the anchors (docs/training.md). With
 ``num_classes`` > 0 a linear classifier names the sentence's reference type from the pooled relation words
 (``loss.relation_class``): the geometry weights ``g`` can only differ between "closest" and "farthest" if that
-pooled vector does, and the grounding loss alone leaves it the same for every relation.
+pooled vector does, and the grounding loss alone leaves it the same for every relation. Each type k also has its
+own geometry weights ``G_k`` (zero-initialised), added to ``g`` by the classifier's probabilities::
+
+    g = W (sum_t gamma_t token_t) + sum_k softmax(c)_k G_k
+
+so the grounding loss of "closest" sentences trains "closest"'s weights, not a map shared with "farthest".
 """
 
 from __future__ import annotations
@@ -64,7 +69,8 @@ class RelationScores:
 
 class RelationHead(nn.Module):
     """See the module docstring: ``anchor_words`` (w_a), ``relation_words`` (w_r), ``weights`` (g) and, with
-    ``num_classes`` > 0, ``classifier`` (pooled relation words -> reference-type logits)."""
+    ``num_classes`` > 0, ``classifier`` (pooled relation words -> reference-type logits) and ``class_weights``
+    (G, one row of geometry weights per type)."""
 
     def __init__(self, dim: int, num_classes: int = 0):
         super().__init__()
@@ -75,6 +81,8 @@ class RelationHead(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
         self.classifier = nn.Linear(dim, num_classes) if num_classes > 0 else None
+        features = NUM_PAIR_FEATURES + NUM_UNARY_FEATURES
+        self.class_weights = nn.Parameter(torch.zeros(num_classes, features)) if num_classes > 0 else None
 
     def anchor_logits(
         self, span_logits: torch.Tensor, text: torch.Tensor, text_valid: torch.Tensor
@@ -102,6 +110,10 @@ class RelationHead(nn.Module):
         features = torch.cat([relative, unary], dim=-1)  # (B, Q, F)
         gamma = word_weights(word_logits(self.relation_words, text, text_valid))
         sentence = torch.einsum("bt,btc->bc", gamma, text)
-        score = (features * self.weights(sentence)[:, None, :]).sum(-1)
-        classes = None if self.classifier is None else self.classifier(sentence)
+        weights = self.weights(sentence)
+        classes = None
+        if self.classifier is not None:
+            classes = self.classifier(sentence)
+            weights = weights + classes.softmax(-1) @ self.class_weights
+        score = (features * weights[:, None, :]).sum(-1)
         return RelationScores(score, words, anchor_logits, classes)
