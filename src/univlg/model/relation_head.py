@@ -74,14 +74,14 @@ class RelationHead(nn.Module):
 
     def __init__(self, dim: int, num_classes: int = 0):
         super().__init__()
+        features = NUM_PAIR_FEATURES + NUM_UNARY_FEATURES
         self.anchor_words = nn.Linear(dim, 1)
         self.relation_words = nn.Linear(dim, 1)
-        self.weights = nn.Linear(dim, NUM_PAIR_FEATURES + NUM_UNARY_FEATURES)
+        self.weights = nn.Linear(dim, features)
         for layer in (self.anchor_words, self.relation_words, self.weights):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
         self.classifier = nn.Linear(dim, num_classes) if num_classes > 0 else None
-        features = NUM_PAIR_FEATURES + NUM_UNARY_FEATURES
         self.class_weights = nn.Parameter(torch.zeros(num_classes, features)) if num_classes > 0 else None
 
     def anchor_logits(
