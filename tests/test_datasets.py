@@ -228,6 +228,35 @@ def test_companion_sentences_share_the_views_and_have_their_own_masks(store, ref
         ReferralDataset(_sampler(store), referrals, sentences_per_scene=0)
 
 
+def test_referral_distractors_are_the_other_visible_objects_of_the_targets_class(store, referrals):
+    """Every utterance of a referral sample (companions too) carries masks of exactly the objects that share its
+    target's class, other than the target, and have enough points in the sample (found here by nearest scene
+    point); a detection sample carries none."""
+    dataset = ReferralDataset(_sampler(store, augment=False), referrals, sentences_per_scene=2)
+    compared = 0
+    for index in range(10):
+        sample = dataset.sample(index, seed=3)
+        scene = store.get(sample.info["scene_id"])
+        tree = cKDTree(scene.points.xyz)
+        point_ids = scene.points.instance_ids[tree.query(sample.visual.points.numpy())[1]]
+        ids, counts = np.unique(point_ids, return_counts=True)
+        visible = {int(i) for i, c in zip(ids, counts, strict=True) if c >= SampleOptions.min_object_points}
+        for utterance in (sample, *sample.companions):
+            target = utterance.info["object_ids"][0]
+            expected = {o for o in visible if o != target and scene.objects.get(o) == scene.objects[target]}
+            found = set()
+            for mask in utterance.distractor_masks:
+                owners = np.unique(point_ids[mask.numpy()])
+                assert len(owners) == 1
+                found.add(int(owners[0]))
+            assert found == expected and len(utterance.distractor_masks) == len(expected)
+            compared += len(expected)
+    assert compared > 0
+    scene_id = sorted(p.name for p in store.root.iterdir() if p.name.startswith("synth_train"))[0]
+    detection = DetectionDataset(_sampler(store, augment=False), [scene_id], ["chair", "table"]).sample(0, 0)
+    assert detection.distractor_masks is None
+
+
 def test_collated_companions_decode_against_their_own_visual_sample(store, referrals, tiny_tokenize):
     dataset = ReferralDataset(_sampler(store, augment=False), referrals, sentences_per_scene=2)
     samples = [dataset.sample(0, seed=1), dataset.sample(3, seed=1)]

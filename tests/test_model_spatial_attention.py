@@ -146,6 +146,7 @@ def test_relation_head_matches_a_hand_computation_and_starts_at_zero():
         g = head.weights(sum(gamma[t] * text[0, t] for t in range(3)))
         g = g + sum(classes.softmax(0)[k] * head.class_weights[k] for k in range(3))
     assert torch.allclose(out.relation_logits[0], classes, atol=1e-5)
+    assert torch.allclose(out.geometry_weights[0], g, atol=1e-5)
     assert torch.allclose(out.anchor_logits[0], anchor_logits, atol=1e-5)
     assert torch.isneginf(out.anchor_word_logits[0, 3]) and torch.allclose(
         out.anchor_word_logits[0, :3].softmax(0), beta, atol=1e-6

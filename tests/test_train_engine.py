@@ -128,8 +128,9 @@ def test_config_file_and_overrides(tmp_path):
         load_train_config(path, ["loss.query_rank=-1"])
     with pytest.raises(ConfigError, match="model.decoder.relation_classes"):
         load_train_config(path, ["loss.relation_class=1", "model.decoder.relation_head=true"])
-    with pytest.raises(ConfigError, match="set model.decoder.relation_head: true"):
-        load_train_config(path, ["loss.relation_anchor=1"])
+    for term in ("relation_anchor", "relation_geometry"):
+        with pytest.raises(ConfigError, match=f"loss.{term} supervises the relation head"):
+            load_train_config(path, [f"loss.{term}=1"])
     assert (
         load_train_config(path, ["loss.relation_anchor=1", "model.decoder.relation_head=true"]).loss.relation_anchor
         == 1

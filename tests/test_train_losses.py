@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,10 +13,12 @@ from univlg.model.heads import PredictionHeads
 from univlg.train.losses import (
     LossWeights,
     SetCriterion,
+    candidate_features,
     dice_loss,
     query_rank_loss,
     relation_anchor_loss,
     relation_class_loss,
+    relation_geometry_loss,
     sigmoid_focal_loss,
     unit_span_loss,
 )
@@ -302,3 +305,90 @@ def test_relation_class_term_is_added_per_prediction_and_divided_by_the_typed_ut
         assert on[f"loss_relation_class_{layer}"].item() == pytest.approx(expected, rel=1e-5)
     extra = sum(on[f"loss_relation_class_{layer}"].item() for layer in range(2))
     assert on["loss"].item() == pytest.approx(off["loss"].item() + extra, rel=1e-5)
+
+
+def _geometry_scene():
+    """Six units on a line in a room (the last one padding): the target covers units 0-1, a distractor 3-4 and the
+    anchor unit 2; each hand-computed below with numpy from the definitions."""
+    xyz = torch.tensor(
+        [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 1.0], [4.0, 0.0, 0.0], [6.0, 0.0, 0.0], [50.0, 50.0, 50.0]]
+    )
+    valid = torch.tensor([True, True, True, True, True, False])
+    masks = torch.tensor([[1.0, 1.0, 0, 0, 0, 1.0], [0, 0, 1.0, 0, 0, 0]])  # the padding unit must not count
+    distractors = torch.tensor([[0, 0, 0, 1.0, 1.0, 0]])
+    positive = torch.tensor([[0.5, 0.5, 0, 0, 0, 0], [0, 0, 0, 1.0, 0, 0]])
+    return xyz, valid, SampleTargets(positive, masks, None, anchored=True, distractors=distractors)
+
+
+def _hand_features(xyz, units, anchor_units, frame_units):
+    points = np.asarray(xyz)[frame_units]
+    centre = points.mean(0)
+    spread = np.sqrt(((points - centre) ** 2).sum() / (3 * len(points)))
+
+    def where(index):
+        p = (np.asarray(xyz)[index] - centre) / spread
+        c = p.mean(0)
+        return c, np.log(max(np.sqrt(max((p**2).sum(1).mean() - (c**2).sum(), 1e-6)), 1e-3))
+
+    c, e = where(units)
+    if anchor_units is None:
+        relative = np.zeros(8)
+    else:
+        a, ea = where(anchor_units)
+        d = a - c
+        relative = np.array([np.linalg.norm(d), np.linalg.norm(d[:2]), *d, np.exp(-np.linalg.norm(d)), ea - e, 1.0])
+    return np.array([*relative, e, c[2]])
+
+
+def test_candidate_features_equal_a_hand_computation_from_the_masks():
+    xyz, valid, target = _geometry_scene()
+    features = candidate_features(target, xyz, valid)
+    frame = [0, 1, 2, 3, 4]
+    expected = np.stack([_hand_features(xyz, [0, 1], [2], frame), _hand_features(xyz, [3, 4], [2], frame)])
+    np.testing.assert_allclose(features.numpy(), expected, rtol=1e-5, atol=1e-6)
+    # Without anchors ("the largest chair") only the unary features remain.
+    alone = SampleTargets(target.positive_map[:1], target.masks[:1], anchored=True, distractors=target.distractors)
+    expected_alone = np.stack([_hand_features(xyz, [0, 1], None, frame), _hand_features(xyz, [3, 4], None, frame)])
+    np.testing.assert_allclose(candidate_features(alone, xyz, valid).numpy(), expected_alone, rtol=1e-5, atol=1e-6)
+
+
+def test_candidate_features_need_a_referral_with_a_distractor():
+    xyz, valid, target = _geometry_scene()
+    no_distractor = SampleTargets(target.positive_map, target.masks, None, anchored=True, distractors=torch.zeros(0, 6))
+    not_a_referral = SampleTargets(target.positive_map, target.masks, None, distractors=target.distractors)
+    empty = SampleTargets(target.positive_map, target.masks, None, anchored=True, distractors=torch.zeros(1, 6))
+    for targets in (no_distractor, not_a_referral, empty):
+        assert candidate_features(targets, xyz, valid) is None
+
+
+def test_relation_geometry_loss_is_the_targets_softmax_nll():
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    weights = torch.tensor([-1.0, 0.5])
+    scores = [-1.0, 0.5, -1.0]
+    assert relation_geometry_loss(weights, features).item() == pytest.approx(_softmax_nll(scores, [0]), rel=1e-6)
+
+
+def test_relation_geometry_term_favours_the_weights_that_pick_the_target():
+    """ "Closest to the anchor": the target (units 0-1) is nearer the anchor than the distractor (units 3-4), so
+    weights on -distance give a lower loss than weights on +distance; the term is divided by the compared
+    referrals (one here, the detection-style utterance has no distractors) and carries a gradient to the weights."""
+    xyz, valid, referral = _geometry_scene()
+    detection = SampleTargets(referral.positive_map, referral.masks, None)
+    span, masks, _ = _problem(layers=2, q=4, t=6, p=6)
+    span, masks = span.expand(-1, 2, -1, -1), masks.expand(-1, 2, -1, -1)
+    text_valid = torch.ones(2, 6, dtype=torch.bool)
+    closer = torch.zeros(2, 2, 10)
+    closer[..., 0] = -1.0
+    weights = torch.stack([closer[0], -closer[1]]).requires_grad_()
+    criterion = SetCriterion(HungarianMatcher(), LossWeights(relation_geometry=0.5))
+    losses = criterion(
+        span, text_valid, masks, valid.expand(2, -1), [referral, detection], geometry_weights=weights,
+        unit_xyz=xyz.expand(2, -1, -1),
+    )  # fmt: skip
+    features = candidate_features(referral, xyz, valid)
+    for layer in range(2):
+        expected = 0.5 * relation_geometry_loss(weights[layer, 0].detach(), features).item()
+        assert losses[f"loss_relation_geometry_{layer}"].item() == pytest.approx(expected, rel=1e-5)
+    assert losses["loss_relation_geometry_0"].item() < losses["loss_relation_geometry_1"].item()
+    losses["loss"].backward()
+    assert weights.grad[:, 0].abs().sum() > 0 and weights.grad[:, 1].abs().sum() == 0

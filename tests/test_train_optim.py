@@ -31,8 +31,14 @@ def test_param_groups_by_module_prefix_and_no_decay_on_norms():
     assert where["norm.weight"] == pytest.approx((1e-3, 0.0)) and where["norm.bias"][1] == 0.0
     assert where["queries.weight"] == pytest.approx((1e-3, 0.0))
     assert "frozen.weight" not in where
-    with pytest.raises(ConfigError, match=r"lr_multipliers: unknown module path\(s\) \['decoder'\]"):
+    with pytest.raises(ConfigError, match=r"lr_multipliers: unknown module path\(s\) or parameter\(s\) \['decoder'\]"):
         build_param_groups(Toy(), 1e-3, 0.05, {"decoder": 0.1})
+
+
+def test_a_parameter_name_takes_precedence_over_its_module():
+    groups = build_param_groups(Toy(), 1e-3, 0.0, {"backbone": 0.1, "backbone.bias": 10.0})
+    where = {name: g["lr"] for g in groups for name in g["names"]}
+    assert where["backbone.weight"] == pytest.approx(1e-4) and where["backbone.bias"] == pytest.approx(1e-2)
 
 
 def test_warmup_cosine_schedule():

@@ -19,7 +19,8 @@ class TrainingBatch:
     Per utterance b (one per sample, or more with ``batch.visual_index``): positive_maps[b]: (G_b, T) float rows
     summing to 1 over each object's tokens; point_masks[b]: (G_b, P_b) bool over its visual sample's own output
     points (unpadded); boxes[b]: (G_b, 6) or None (images); infos: utterance ids; anchored[b]: its objects after
-    the first are the sentence's anchors (``TrainingSample.anchored``);
+    the first are the sentence's anchors (``TrainingSample.anchored``); distractor_masks[b]: (D_b, P_b) bool masks
+    of the other visible objects of its target's class, or None (``TrainingSample.distractor_masks``);
     ``batch.answer_labels`` carries the answers when a sample has one and an answer tokenizer was given.
     """
 
@@ -29,6 +30,7 @@ class TrainingBatch:
     boxes: list[torch.Tensor | None]
     infos: list[dict]
     anchored: list[bool]
+    distractor_masks: list[torch.Tensor | None]
 
     def to(self, device) -> TrainingBatch:
         """This batch with every tensor on ``device`` (infos unchanged)."""
@@ -39,6 +41,7 @@ class TrainingBatch:
             boxes=[None if b is None else b.to(device) for b in self.boxes],
             infos=self.infos,
             anchored=self.anchored,
+            distractor_masks=[None if m is None else m.to(device) for m in self.distractor_masks],
         )
 
 
@@ -75,4 +78,5 @@ def collate_training(
         boxes=[u.boxes for u in utterances],
         infos=[u.info for u in utterances],
         anchored=[u.anchored for u in utterances],
+        distractor_masks=[u.distractor_masks for u in utterances],
     )

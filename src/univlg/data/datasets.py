@@ -59,7 +59,9 @@ class TrainingSample:
     points for images); boxes: (G, 6) float corner boxes, or None for images; info: ids for logging/eval;
     answer: the answer to learn (question samples), else None; companions: more utterances about the same
     ``visual`` (their own ``visual`` is this one), decoded against one encoding of it in training; anchored: the
-    objects after the first are the anchors the sentence relates the target to (referrals), not more targets."""
+    objects after the first are the anchors the sentence relates the target to (referrals), not more targets;
+    distractor_masks: (D, P) bool masks of the visible objects of the target's class other than the target
+    (referrals; the candidates the sentence's relation tells apart), None where not asked for."""
 
     visual: VisualSample
     text: str
@@ -70,6 +72,7 @@ class TrainingSample:
     answer: str | None = None
     companions: list[TrainingSample] = field(default_factory=list)
     anchored: bool = False
+    distractor_masks: torch.Tensor | None = None
 
 
 @dataclass
@@ -148,13 +151,15 @@ class SceneSampler:
         require_first: bool = True,
         allow_empty: bool = False,
         companions: tuple[Utterance, ...] = (),
+        distractors: bool = False,
     ) -> TrainingSample | None:
         """The sample for ``object_ids`` (with their ``spans`` in ``text``); objects too little visible are dropped.
 
         Returns None when no object (or, with ``require_first``, not the first object) is visible enough; with
         ``allow_empty`` and no ``object_ids`` the sample has no object (a question about something absent).
         ``companions``: more utterances about the scene; the views are chosen for all their objects too, and each
-        whose first object is visible enough becomes one of the sample's ``companions``.
+        whose first object is visible enough becomes one of the sample's ``companions``. ``distractors``: give each
+        utterance the masks of the other visible objects of its first object's class (``distractor_masks``).
         """
         extra = [o for c in companions for o in c.object_ids if o not in object_ids]
         relevant = [*object_ids, *dict.fromkeys(extra)]
@@ -188,6 +193,9 @@ class SceneSampler:
                 point_masks=torch.from_numpy(masks),
                 boxes=boxes_from_masks(xyz, torch.from_numpy(masks)),
                 info={**utterance.info, "object_ids": kept_ids},
+                distractor_masks=self._distractor_masks(scene, instance_ids, utterance.object_ids[0])
+                if distractors
+                else None,
             )
 
         sample = utterance_sample(Utterance(object_ids, text, spans, info), masks, present)
@@ -204,6 +212,13 @@ class SceneSampler:
             return np.zeros((0, len(instance_ids)), bool), np.zeros(0, bool)
         masks = np.stack([instance_ids == o for o in object_ids])
         return masks, masks.sum(axis=1) >= self.options.min_object_points
+
+    def _distractor_masks(self, scene: Scene, instance_ids: np.ndarray, target: int) -> torch.Tensor:
+        """(D, K) bool masks of the visible enough objects of ``target``'s class, ``target`` left out."""
+        name = scene.objects.get(target)
+        same_class = [o for o, other in scene.objects.items() if other == name and o != target]
+        masks, present = self._visible_objects(instance_ids, same_class)
+        return torch.from_numpy(masks[present])
 
     def sample_with_retries(self, scene: Scene, *args, attempts: int = 3, **kwargs) -> TrainingSample | None:
         """:meth:`sample` with fresh view choices, then with every frame as a last resort."""
@@ -276,7 +291,7 @@ class ReferralDataset(torch.utils.data.Dataset):
         companions = tuple(self.utterance(i) for i in self.companion_indices(index, rng))
         scene = self.sampler.store.get(main.info["scene_id"])
         sample = self.sampler.sample_with_retries(
-            scene, main.object_ids, main.text, main.spans, rng, main.info, companions=companions
+            scene, main.object_ids, main.text, main.spans, rng, main.info, companions=companions, distractors=True
         )
         for utterance in () if sample is None else (sample, *sample.companions):
             utterance.anchored = True  # objects_and_spans: the target, then its anchors

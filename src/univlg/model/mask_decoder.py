@@ -88,9 +88,10 @@ class DecoderLayer(nn.Module):
 class DecoderOutput:
     """Per prediction (L = layers + 1): span_logits (L, B, Q, T), mask_logits (L, B, Q, S), queries (L, B, Q, C)
     (the layer-normed query features); unit_span_logits (B, S, T): the span head on the final units, when asked
-    for (training with ``loss.unit_span``), else None; anchor_word_logits (L, B, T), anchor_logits (L, B, Q) and
-    relation_logits (L, B, K): the relation head's (:class:`~univlg.model.relation_head.RelationScores`), None
-    without the head (relation_logits: without its classifier)."""
+    for (training with ``loss.unit_span``), else None; anchor_word_logits (L, B, T), anchor_logits (L, B, Q),
+    geometry_weights (L, B, F) and relation_logits (L, B, K): the relation head's
+    (:class:`~univlg.model.relation_head.RelationScores`), None without the head (relation_logits: without its
+    classifier)."""
 
     span_logits: torch.Tensor
     mask_logits: torch.Tensor
@@ -98,6 +99,7 @@ class DecoderOutput:
     unit_span_logits: torch.Tensor | None
     anchor_word_logits: torch.Tensor | None = None
     anchor_logits: torch.Tensor | None = None
+    geometry_weights: torch.Tensor | None = None
     relation_logits: torch.Tensor | None = None
 
 
@@ -167,7 +169,7 @@ class MaskDecoder(nn.Module):
         text_pos = self.text_pos.weight[:t].expand(b, -1, -1)
         token_valid = torch.cat([text_valid.new_ones(b, q), text_valid], dim=1)
 
-        spans, masks, queries, anchor_words, anchor_queries, relations = [], [], [], [], [], []
+        spans, masks, queries, anchor_words, anchor_queries, weights, relations = [], [], [], [], [], [], []
         pairs = None  # pair features of the latest prediction's masks, with uses_geometry
 
         def predict(x: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
@@ -186,6 +188,7 @@ class MaskDecoder(nn.Module):
                 span = span + relation.score[..., None]
                 anchor_words.append(relation.anchor_word_logits)
                 anchor_queries.append(relation.anchor_logits)
+                weights.append(relation.geometry_weights)
                 if relation.relation_logits is not None:
                     relations.append(relation.relation_logits)
             spans.append(span)
@@ -209,6 +212,7 @@ class MaskDecoder(nn.Module):
             unit_spans,
             torch.stack(anchor_words) if anchor_words else None,
             torch.stack(anchor_queries) if anchor_queries else None,
+            torch.stack(weights) if weights else None,
             torch.stack(relations) if relations else None,
         )
 

@@ -66,6 +66,7 @@ class Predictions:
         answer labels and the model has the head, else None;
     anchor_word_logits: (L, B, T) and anchor_logits: (L, B, Q): which words and queries the relation head takes
         for the sentence's anchors (:class:`~univlg.model.relation_head.RelationScores`), None without the head;
+    geometry_weights: (L, B, F): the head's weights of its geometry features per sentence, None without the head;
     relation_logits: (L, B, K) its reference-type logits over ``decoder.relation_classes``, None without them.
     """
 
@@ -85,6 +86,7 @@ class Predictions:
     answer_logits: torch.Tensor | None = None
     anchor_word_logits: torch.Tensor | None = None
     anchor_logits: torch.Tensor | None = None
+    geometry_weights: torch.Tensor | None = None
     relation_logits: torch.Tensor | None = None
 
     def point_logits(self, layer: int = -1) -> torch.Tensor:

@@ -42,6 +42,14 @@ from torch import nn
 from univlg.model.spatial_attention import NUM_PAIR_FEATURES
 
 NUM_UNARY_FEATURES = 2
+NUM_GEOMETRY_FEATURES = NUM_PAIR_FEATURES + NUM_UNARY_FEATURES
+
+
+def geometry_features(relative: torch.Tensor, centroids: torch.Tensor, log_extent: torch.Tensor) -> torch.Tensor:
+    """The features ``g`` weighs: relative (..., NUM_PAIR_FEATURES) pair features seen from each query, averaged
+    over its anchors; centroids (..., 3) and log_extent (...) in the sample frame -> (..., NUM_GEOMETRY_FEATURES)
+    [relative; log extent; height]."""
+    return torch.cat([relative, log_extent[..., None], centroids[..., 2:3]], dim=-1)
 
 
 def word_logits(scorer: nn.Linear, text: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
@@ -58,12 +66,14 @@ def word_weights(logits: torch.Tensor) -> torch.Tensor:
 class RelationScores:
     """What the head computes for one prediction: ``score`` (B, Q), added to every span logit of a query;
     ``anchor_word_logits`` (B, T), -inf at padding, and ``anchor_logits`` (B, Q): the softmax inputs of the
-    anchor words ``beta`` and the anchor weights ``a``; ``relation_logits`` (B, K): the reference-type
-    classifier's, None without one."""
+    anchor words ``beta`` and the anchor weights ``a``; ``geometry_weights`` (B, F): the sentence's weights of
+    the F = NUM_GEOMETRY_FEATURES features (``g``); ``relation_logits`` (B, K): the reference-type classifier's,
+    None without one."""
 
     score: torch.Tensor
     anchor_word_logits: torch.Tensor
     anchor_logits: torch.Tensor
+    geometry_weights: torch.Tensor
     relation_logits: torch.Tensor | None = None
 
 
@@ -74,7 +84,7 @@ class RelationHead(nn.Module):
 
     def __init__(self, dim: int, num_classes: int = 0):
         super().__init__()
-        features = NUM_PAIR_FEATURES + NUM_UNARY_FEATURES
+        features = NUM_GEOMETRY_FEATURES
         self.anchor_words = nn.Linear(dim, 1)
         self.relation_words = nn.Linear(dim, 1)
         self.weights = nn.Linear(dim, features)
@@ -106,8 +116,7 @@ class RelationHead(nn.Module):
         (B, Q, 3) and ``log_extent`` (B, Q), in the sample frame -> the scores and the anchor logits."""
         words, anchor_logits = self.anchor_logits(span_logits, text, text_valid)
         relative = torch.einsum("bj,bijf->bif", anchor_logits.softmax(-1), pairs)
-        unary = torch.stack([log_extent, centroids[..., 2]], dim=-1)
-        features = torch.cat([relative, unary], dim=-1)  # (B, Q, F)
+        features = geometry_features(relative, centroids, log_extent)  # (B, Q, F)
         gamma = word_weights(word_logits(self.relation_words, text, text_valid))
         sentence = torch.einsum("bt,btc->bc", gamma, text)
         weights = self.weights(sentence)
@@ -116,4 +125,4 @@ class RelationHead(nn.Module):
             classes = self.classifier(sentence)
             weights = weights + classes.softmax(-1) @ self.class_weights
         score = (features * weights[:, None, :]).sum(-1)
-        return RelationScores(score, words, anchor_logits, classes)
+        return RelationScores(score, words, anchor_logits, weights, classes)

@@ -34,17 +34,27 @@ def sentence_mean(text: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
 def query_geometry(
     mask_logits: torch.Tensor, xyz: torch.Tensor, valid: torch.Tensor, centre: torch.Tensor, spread: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where each query's soft mask lies.
+    """Where each query's soft mask lies: :func:`mask_geometry` of the mask probabilities on the valid units.
+
+    mask_logits: (B, Q, S); xyz: (B, S, 3) unit centroids; valid: (B, S) bool; centre (B, 1, 3) and spread
+    (B, 1, 1) of the sample -> centroids (B, Q, 3), log_extent (B, Q).
+    """
+    return mask_geometry(mask_logits.sigmoid() * valid[:, None, :].to(mask_logits.dtype), xyz, centre, spread)
+
+
+def mask_geometry(
+    weight: torch.Tensor, xyz: torch.Tensor, centre: torch.Tensor, spread: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each (soft or hard) mask lies.
 
     Args:
-        mask_logits: (B, Q, S); xyz: (B, S, 3) unit centroids; valid: (B, S) bool; centre (B, 1, 3) and
-        spread (B, 1, 1) of the sample.
+        weight: (B, Q, S) non-negative mass of each mask on each unit (0 on padding); xyz: (B, S, 3) unit
+        centroids; centre (B, 1, 3) and spread (B, 1, 1) of the sample.
 
     Returns:
-        centroids (B, Q, 3) of the mask probabilities in the sample frame; log_extent (B, Q) log of the RMS
-        distance of the mask's mass from its centroid (in spreads, at least 1e-3).
+        centroids (B, Q, 3) of the mass in the sample frame; log_extent (B, Q) log of the RMS distance of the
+        mass from its centroid (in spreads, at least 1e-3).
     """
-    weight = mask_logits.sigmoid() * valid[:, None, :].to(mask_logits.dtype)
     mass = weight.sum(-1, keepdim=True).clamp_min(1e-6)
     points = (xyz - centre) / spread  # (B, S, 3)
     centroids = weight @ points / mass

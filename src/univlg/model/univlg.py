@@ -181,6 +181,7 @@ class UniVLG(nn.Module):
             answer_logits=self._answer_logits(out.queries[-1], answer_labels),
             anchor_word_logits=out.anchor_word_logits,
             anchor_logits=out.anchor_logits,
+            geometry_weights=out.geometry_weights,
             relation_logits=out.relation_logits,
         )
 

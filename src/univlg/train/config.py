@@ -79,7 +79,8 @@ class LossConfig:
     ``unit_span`` weighs this library's dense unit-to-words loss (``losses.unit_span_loss``; 0 = off, as in the
     paper), ``query_rank`` its query-ranking contrast (``losses.query_rank_loss``; 0 = off), ``relation_anchor`` its
     supervision of the relation head's anchors (``losses.relation_anchor_loss``; 0 = off), ``relation_class`` of
-    its reference-type classifier (``losses.relation_class_loss``; 0 = off); ``answer`` the
+    its reference-type classifier (``losses.relation_class_loss``; 0 = off), ``relation_geometry`` of its geometry
+    weights on the true geometry of a referral's candidates (``losses.relation_geometry_loss``; 0 = off); ``answer`` the
     generation head's token cross-entropy (x5, the released base config)."""
 
     span: float = 2.0
@@ -91,6 +92,7 @@ class LossConfig:
     query_rank: float = 0.0
     relation_anchor: float = 0.0
     relation_class: float = 0.0
+    relation_geometry: float = 0.0
     answer: float = 5.0
     match_class: float = 2.0
     match_mask: float = 0.2
@@ -161,9 +163,10 @@ def validate_train_config(cfg: TrainConfig, where: str = "config") -> TrainConfi
     negative = [name for name, value in vars(cfg.loss).items() if isinstance(value, float | int) and value < 0]
     if negative:
         raise ConfigError(f"{where}: loss weights and matching costs cannot be negative: {negative}")
-    if cfg.loss.relation_anchor > 0 and not cfg.model.decoder.relation_head:
-        raise ConfigError(f"{where}: loss.relation_anchor supervises the relation head; set "
-                          "model.decoder.relation_head: true (or the weight to 0)")  # fmt: skip
+    for term in ("relation_anchor", "relation_geometry"):
+        if getattr(cfg.loss, term) > 0 and not cfg.model.decoder.relation_head:
+            raise ConfigError(f"{where}: loss.{term} supervises the relation head; set "
+                              "model.decoder.relation_head: true (or the weight to 0)")  # fmt: skip
     if cfg.loss.relation_class > 0 and not (cfg.model.decoder.relation_head and cfg.model.decoder.relation_classes):
         raise ConfigError(f"{where}: loss.relation_class trains the relation head's classifier; set "
                           "model.decoder.relation_head: true and model.decoder.relation_classes "

@@ -65,15 +65,28 @@ def initialise_from(model: UniVLG, folder: Path) -> None:
 
 def unit_level_targets(preds: Predictions, batch: TrainingBatch) -> list[SampleTargets]:
     """Ground truth over the model's mask units (reference 3.1), one :class:`SampleTargets` per utterance b: its
-    point masks (G_b, P_b) -> voxel fractions -> unit masks (G_b, U). ``preds`` rows are utterances too (a visual
-    sample's encoding is repeated for each of its sentences), so ``preds.point_to_voxel[b]`` is utterance b's."""
-    targets = []
+    point masks (G_b, P_b) -> voxel fractions -> unit masks (G_b, U), and its distractors' alike. ``preds`` rows
+    are utterances too (a visual sample's encoding is repeated for each of its sentences), so
+    ``preds.point_to_voxel[b]`` is utterance b's."""
     num_units = preds.mask_logits.shape[-1]
-    for b, masks in enumerate(batch.point_masks):
+
+    def to_units(masks: torch.Tensor, b: int) -> torch.Tensor:
         padded = masks.new_zeros(masks.shape[0], preds.point_to_voxel.shape[1])
         padded[:, : masks.shape[1]] = masks
-        unit_masks = unit_targets(padded, preds.point_to_voxel[b], preds.voxel_to_unit[b], num_units)
-        targets.append(SampleTargets(batch.positive_maps[b], unit_masks, batch.boxes[b], batch.anchored[b]))
+        return unit_targets(padded, preds.point_to_voxel[b], preds.voxel_to_unit[b], num_units)
+
+    targets = []
+    for b, masks in enumerate(batch.point_masks):
+        distractors = batch.distractor_masks[b]
+        targets.append(
+            SampleTargets(
+                batch.positive_maps[b],
+                to_units(masks, b),
+                batch.boxes[b],
+                batch.anchored[b],
+                None if distractors is None else to_units(distractors, b),
+            )
+        )
     return targets
 
 
@@ -99,6 +112,8 @@ def compute_losses(model, criterion: SetCriterion, batch: TrainingBatch) -> dict
         anchor_logits=preds.anchor_logits,
         relation_logits=preds.relation_logits,
         relation_labels=labels,
+        geometry_weights=preds.geometry_weights,
+        unit_xyz=preds.unit_xyz,
     )
 
 

@@ -23,6 +23,14 @@ softmax should fall on the anchors' tokens and its anchor weights on the queries
 (:func:`relation_anchor_loss`). Divided by the number of such referrals. ``relation_class`` (also off by default)
 trains the head's reference-type classifier (``decoder.relation_classes``) with the cross-entropy of each
 referral's type (:func:`relation_class_loss`), on every prediction.
+
+``relation_geometry`` (off by default; not in the paper) teaches the relation head's geometry weights what each
+sentence's relation means, on clean geometry: the head's weights for the sentence score the referral's true
+candidates (the target and the other visible objects of its class) from their ground-truth masks, seen from the
+true anchors, and the target should win a softmax over them (:func:`relation_geometry_loss`, on every
+prediction, divided by the number of such referrals). Through the grounding loss alone the weights learn from
+whatever the predicted masks and anchor weights happen to be, and a few thousand referrals left them the same for
+"closest" and "farthest" (docs/training.md).
 """
 
 from __future__ import annotations
@@ -35,7 +43,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from univlg.geometry.boxes import box_corners_to_center, generalized_box_iou_3d
+from univlg.model.anchors import sample_frame
 from univlg.model.answer_head import IGNORE
+from univlg.model.relation_head import geometry_features
+from univlg.model.spatial_attention import NUM_PAIR_FEATURES, mask_geometry, pair_features
 from univlg.train.config import LossConfig
 from univlg.train.matcher import HungarianMatcher
 from univlg.train.targets import SampleTargets
@@ -56,6 +67,7 @@ class LossWeights:
     query_rank: float = LossConfig.query_rank
     relation_anchor: float = LossConfig.relation_anchor
     relation_class: float = LossConfig.relation_class
+    relation_geometry: float = LossConfig.relation_geometry
     answer: float = LossConfig.answer
 
 
@@ -177,6 +189,46 @@ def relation_class_loss(relation_logits: torch.Tensor, labels: torch.Tensor, cou
     return F.cross_entropy(relation_logits.float(), labels, ignore_index=IGNORE, reduction="sum") / count
 
 
+def candidate_features(target: SampleTargets, unit_xyz: torch.Tensor, unit_valid: torch.Tensor) -> torch.Tensor | None:
+    """The relation head's geometry features of one referral's candidates, from the ground truth.
+
+    The candidates are the target (first) and its distractors (``target.distractors``), the anchors the objects
+    after the target (with ``target.anchored``); each seen from the mean of its pair features to the anchors
+    (zeros without anchors), in the frame of the sample's valid units, as
+    :func:`univlg.model.relation_head.geometry_features` arranges them for the predicted masks. Empty masks
+    (objects that cover no unit) are left out.
+
+    unit_xyz: (U, 3); unit_valid: (U,) bool -> (C, NUM_GEOMETRY_FEATURES), the target's row first; None when the
+    sample has no distractor (nothing to tell apart) or its target covers no unit.
+    """
+    if target.distractors is None or not target.anchored:
+        return None
+    keep = unit_valid.to(target.masks.dtype)
+    masks, distractors = target.masks * keep, target.distractors * keep
+    distractors = distractors[distractors.sum(-1) > 0]
+    if not len(distractors) or masks[0].sum() == 0:
+        return None
+    candidates = torch.cat([masks[:1], distractors])
+    anchors = masks[1:][masks[1:].sum(-1) > 0]
+    centre, spread = sample_frame(unit_xyz[None], unit_valid[None])
+    centroids, log_extent = mask_geometry(torch.cat([candidates, anchors])[None], unit_xyz[None], centre, spread)
+    c = len(candidates)
+    if len(anchors):
+        relative = pair_features(centroids, log_extent)[0, :c, c:].mean(1)  # (C, NUM_PAIR_FEATURES)
+    else:
+        relative = centroids.new_zeros(c, NUM_PAIR_FEATURES)
+    return geometry_features(relative, centroids[0, :c], log_extent[0, :c])
+
+
+def relation_geometry_loss(geometry_weights: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """-log softmax of the target (row 0) among the candidates scored ``features @ geometry_weights``.
+
+    geometry_weights: (F,) the relation head's weights for the sentence; features: (C, F) from
+    :func:`candidate_features`."""
+    scores = features.float() @ geometry_weights.float()
+    return scores.logsumexp(-1) - scores[0]
+
+
 def answer_loss(answer_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the answer tokens: answer_logits (B, A, V), labels (B, A) long with
     :data:`~univlg.model.answer_head.IGNORE` padding; 0 (with a graph) when no row has an answer."""
@@ -221,6 +273,8 @@ class SetCriterion(nn.Module):
         anchor_logits: torch.Tensor | None = None,
         relation_logits: torch.Tensor | None = None,
         relation_labels: torch.Tensor | None = None,
+        geometry_weights: torch.Tensor | None = None,
+        unit_xyz: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Weighted losses per layer (``loss_<term>_<layer>``) and their sum under ``loss``.
 
@@ -230,7 +284,8 @@ class SetCriterion(nn.Module):
         answer_labels (B, A): the generation head's term (both reported with the last layer);
         anchor_word_logits (L, B, T) and anchor_logits (L, B, Q): the relation head's, for the ``relation_anchor``
         term; relation_logits (L, B, K) with relation_labels (B,) long (:data:`IGNORE` = no known type): for the
-        ``relation_class`` term (each left out when None or its weight is 0).
+        ``relation_class`` term; geometry_weights (L, B, F) with unit_xyz (B, P, 3) (the units' centroids): for the
+        ``relation_geometry`` term (each left out when None or its weight is 0).
         """
         device = span_logits.device
         num_objects = _global_mean_count(sum(len(t) for t in targets), device)
@@ -241,6 +296,12 @@ class SetCriterion(nn.Module):
         num_referrals = _global_mean_count(sum(t.anchored and len(t) > 1 for t in targets), device)
         classify = self.weights.relation_class > 0 and relation_logits is not None and relation_labels is not None
         num_typed = _global_mean_count(int((relation_labels != IGNORE).sum()) if classify else 0, device)
+        candidates: list[tuple[int, torch.Tensor]] = []
+        compare = self.weights.relation_geometry > 0 and geometry_weights is not None and unit_xyz is not None
+        if compare:
+            features = (candidate_features(t, unit_xyz[b], point_valid[b]) for b, t in enumerate(targets))
+            candidates = [(b, f) for b, f in enumerate(features) if f is not None]
+        num_compared = _global_mean_count(len(candidates), device)
         losses: dict[str, torch.Tensor] = {}
         for layer in range(span_logits.shape[0]):
             layer_boxes = None if match_boxes is None else match_boxes[layer]
@@ -258,6 +319,9 @@ class SetCriterion(nn.Module):
             )
             if classify:
                 terms["relation_class"] = relation_class_loss(relation_logits[layer], relation_labels, num_typed)
+            if compare:
+                compared = [relation_geometry_loss(geometry_weights[layer, b], f) for b, f in candidates]
+                terms["relation_geometry"] = sum(compared, geometry_weights[layer].sum() * 0.0) / num_compared
             for name, value in terms.items():
                 losses[f"loss_{name}_{layer}"] = getattr(self.weights, name) * value
         if self.weights.unit_span > 0 and unit_span_logits is not None:

@@ -1,8 +1,9 @@
 """AdamW with explicit per-module learning-rate groups, and the warm-up + cosine schedule.
 
-Learning-rate multipliers are given per module path (``{"pixel_decoder": 0.1}``): a parameter takes the multiplier
-of the longest module path that is a prefix of its name, never a substring match (reference 3.5's quirk made the
-whole pixel decoder train at 0.1x through the word "backbone"). Parameters of normalisation layers and embeddings
+Learning-rate multipliers are given per module path (``{"pixel_decoder": 0.1}``) or parameter name
+(``{"mask_decoder.relation_head.class_weights": 100}``): a parameter takes the multiplier of the longest such path
+that is its name or a prefix of it, never a substring match (reference 3.5's quirk made the whole pixel decoder
+train at 0.1x through the word "backbone"). Parameters of normalisation layers and embeddings
 get no weight decay. Frozen parameters are left out.
 """
 
@@ -31,14 +32,18 @@ def build_param_groups(
 ) -> list[dict]:
     """AdamW parameter groups: one per (learning rate, weight decay) pair, each group listing its names.
 
-    ``lr_multipliers`` keys must be module paths of ``model`` (an unknown path raises ConfigError).
+    ``lr_multipliers`` keys must be module paths or parameter names of ``model`` (an unknown one raises
+    ConfigError).
     """
     multipliers = dict(lr_multipliers or {})
     modules = dict(model.named_modules())
-    unknown = sorted(p for p in multipliers if p not in modules)
+    parameter_names = {name for name, _ in model.named_parameters()}
+    unknown = sorted(p for p in multipliers if p not in modules and p not in parameter_names)
     if unknown:
         known = sorted(name for name in modules if name and "." not in name)
-        raise ConfigError(f"optim.lr_multipliers: unknown module path(s) {unknown}; top-level modules: {known}")
+        raise ConfigError(
+            f"optim.lr_multipliers: unknown module path(s) or parameter(s) {unknown}; top-level modules: {known}"
+        )
     no_decay = set()
     for module_name, module in modules.items():
         if isinstance(module, NO_DECAY_MODULES):

@@ -17,13 +17,15 @@ class SampleTargets:
     text tokens, padding included); masks: (G, P) float in {0, 1} over the sample's output points or segments
     (P = the prediction's point count, padding included; padded columns are ignored through the valid mask);
     boxes: (G, 6) float (xmin, ymin, zmin, xmax, ymax, zmax) or None where boxes are not supervised (2D data);
-    anchored: the objects after the first are the sentence's anchors (a referral), not further targets.
+    anchored: the objects after the first are the sentence's anchors (a referral), not further targets;
+    distractors: (D, P) float in {0, 1}, the masks of the other objects of the target's class (referrals), or None.
     """
 
     positive_map: torch.Tensor
     masks: torch.Tensor
     boxes: torch.Tensor | None = None
     anchored: bool = False
+    distractors: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         g = self.positive_map.shape[0]
@@ -38,7 +40,8 @@ class SampleTargets:
 
     def to(self, device: torch.device | str) -> SampleTargets:
         boxes = None if self.boxes is None else self.boxes.to(device)
-        return SampleTargets(self.positive_map.to(device), self.masks.to(device), boxes, self.anchored)
+        distractors = None if self.distractors is None else self.distractors.to(device)
+        return SampleTargets(self.positive_map.to(device), self.masks.to(device), boxes, self.anchored, distractors)
 
 
 def relation_labels(infos: list[dict], classes: list[str]) -> torch.Tensor:
