@@ -36,8 +36,8 @@ from univlg.data.records import Referral
 from univlg.data.scene import Scene
 from univlg.data.scene_store import SceneStore
 from univlg.model.grounding import encode_scene, eval_mode
-from univlg.model.relation_head import NUM_GEOMETRY_FEATURES, geometry_features
-from univlg.model.spatial_attention import NUM_PAIR_FEATURES, mask_geometry, pair_features
+from univlg.model.relation_head import NUM_GEOMETRY_FEATURES, anchored_geometry_features
+from univlg.model.spatial_attention import mask_geometry
 from univlg.model.univlg import UniVLG
 
 logger = logging.getLogger("relation_geometry")
@@ -59,12 +59,7 @@ def candidate_features(scene: Scene, referral: Referral) -> torch.Tensor | None:
     centre = xyz.mean(1, keepdim=True)
     spread = (xyz - centre).square().sum(-1).mean().div(3).sqrt().reshape(1, 1, 1)
     centroids, log_extent = mask_geometry(masks[None], xyz, centre, spread)
-    c = 1 + len(others)
-    if anchors:
-        relative = pair_features(centroids, log_extent)[0, :c, c:].mean(1)
-    else:
-        relative = centroids.new_zeros(c, NUM_PAIR_FEATURES)
-    return geometry_features(relative, centroids[0, :c], log_extent[0, :c])
+    return anchored_geometry_features(centroids[0], log_extent[0], 1 + len(others))
 
 
 def scene_features(store: SceneStore, by_scene: dict[str, list[Referral]], scene_ids: list[str], desc: str):

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from univlg.model.spatial_attention import NUM_PAIR_FEATURES
+from univlg.model.spatial_attention import NUM_PAIR_FEATURES, pair_features
 
 NUM_UNARY_FEATURES = 2
 NUM_GEOMETRY_FEATURES = NUM_PAIR_FEATURES + NUM_UNARY_FEATURES
@@ -50,6 +50,18 @@ def geometry_features(relative: torch.Tensor, centroids: torch.Tensor, log_exten
     over its anchors; centroids (..., 3) and log_extent (...) in the sample frame -> (..., NUM_GEOMETRY_FEATURES)
     [relative; log extent; height]."""
     return torch.cat([relative, log_extent[..., None], centroids[..., 2:3]], dim=-1)
+
+
+def anchored_geometry_features(centroids: torch.Tensor, log_extent: torch.Tensor, num_candidates: int) -> torch.Tensor:
+    """:func:`geometry_features` of known objects: centroids (N, 3) and log_extent (N,) of ``num_candidates``
+    candidates followed by their anchors (none or more), in one frame -> (num_candidates, NUM_GEOMETRY_FEATURES),
+    each candidate seen from the mean of its pair features to the anchors (zeros without anchors)."""
+    c = num_candidates
+    if len(centroids) > c:
+        relative = pair_features(centroids[None], log_extent[None])[0, :c, c:].mean(1)
+    else:
+        relative = centroids.new_zeros(c, NUM_PAIR_FEATURES)
+    return geometry_features(relative, centroids[:c], log_extent[:c])
 
 
 def word_logits(scorer: nn.Linear, text: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:

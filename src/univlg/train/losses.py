@@ -45,8 +45,8 @@ from torch import nn
 from univlg.geometry.boxes import box_corners_to_center, generalized_box_iou_3d
 from univlg.model.anchors import sample_frame
 from univlg.model.answer_head import IGNORE
-from univlg.model.relation_head import geometry_features
-from univlg.model.spatial_attention import NUM_PAIR_FEATURES, mask_geometry, pair_features
+from univlg.model.relation_head import anchored_geometry_features
+from univlg.model.spatial_attention import mask_geometry
 from univlg.train.config import LossConfig
 from univlg.train.matcher import HungarianMatcher
 from univlg.train.targets import SampleTargets
@@ -194,8 +194,8 @@ def candidate_features(target: SampleTargets, unit_xyz: torch.Tensor, unit_valid
 
     The candidates are the target (first) and its distractors (``target.distractors``), the anchors the objects
     after the target (with ``target.anchored``); each seen from the mean of its pair features to the anchors
-    (zeros without anchors), in the frame of the sample's valid units, as
-    :func:`univlg.model.relation_head.geometry_features` arranges them for the predicted masks. Empty masks
+    (zeros without anchors; :func:`univlg.model.relation_head.anchored_geometry_features`), in the frame of the
+    sample's valid units, as the head computes them for the predicted masks. Empty masks
     (objects that cover no unit) are left out.
 
     unit_xyz: (U, 3); unit_valid: (U,) bool -> (C, NUM_GEOMETRY_FEATURES), the target's row first; None when the
@@ -212,12 +212,7 @@ def candidate_features(target: SampleTargets, unit_xyz: torch.Tensor, unit_valid
     anchors = masks[1:][masks[1:].sum(-1) > 0]
     centre, spread = sample_frame(unit_xyz[None], unit_valid[None])
     centroids, log_extent = mask_geometry(torch.cat([candidates, anchors])[None], unit_xyz[None], centre, spread)
-    c = len(candidates)
-    if len(anchors):
-        relative = pair_features(centroids, log_extent)[0, :c, c:].mean(1)  # (C, NUM_PAIR_FEATURES)
-    else:
-        relative = centroids.new_zeros(c, NUM_PAIR_FEATURES)
-    return geometry_features(relative, centroids[0, :c], log_extent[0, :c])
+    return anchored_geometry_features(centroids[0], log_extent[0], len(candidates))
 
 
 def relation_geometry_loss(geometry_weights: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
