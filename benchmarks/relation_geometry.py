@@ -35,6 +35,7 @@ from univlg.benchmark_data import read_benchmark_referrals
 from univlg.data.records import Referral
 from univlg.data.scene import Scene
 from univlg.data.scene_store import SceneStore
+from univlg.model.anchors import sample_frame
 from univlg.model.grounding import encode_scene, eval_mode
 from univlg.model.relation_head import NUM_GEOMETRY_FEATURES, anchored_geometry_features
 from univlg.model.spatial_attention import mask_geometry
@@ -45,19 +46,19 @@ MAX_FRAMES = 450  # as UniVLG.ground
 FIT_STEPS = 300
 
 
-def candidate_features(scene: Scene, referral: Referral) -> torch.Tensor | None:
+def candidate_features(
+    scene: Scene, referral: Referral, xyz: torch.Tensor, centre: torch.Tensor, spread: torch.Tensor
+) -> torch.Tensor | None:
     """(C, NUM_GEOMETRY_FEATURES) features of the target (row 0) and the other objects of its class, from the
-    points of the (aligned) ``scene``; None when the target has no other object of its class."""
+    points of the (aligned) ``scene``: xyz (1, P, 3) and their frame, centre (1, 1, 3) and spread (1, 1, 1)
+    (:func:`~univlg.model.anchors.sample_frame`); None when the target has no other object of its class."""
     target_class = scene.objects.get(referral.target_id)
     others = [o for o, name in scene.objects.items() if name == target_class and o != referral.target_id]
     anchors = [a for a in referral.anchor_ids if a != referral.target_id]
     if not others:
         return None
-    xyz = torch.from_numpy(scene.points.xyz.astype(np.float32))[None]
     ids = scene.points.instance_ids
     masks = torch.from_numpy(np.stack([ids == o for o in [referral.target_id, *others, *anchors]]).astype(np.float32))
-    centre = xyz.mean(1, keepdim=True)
-    spread = (xyz - centre).square().sum(-1).mean().div(3).sqrt().reshape(1, 1, 1)
     centroids, log_extent = mask_geometry(masks[None], xyz, centre, spread)
     return anchored_geometry_features(centroids[0], log_extent[0], 1 + len(others))
 
@@ -67,8 +68,10 @@ def scene_features(store: SceneStore, by_scene: dict[str, list[Referral]], scene
     rows = []
     for scene_id in tqdm(scene_ids, desc=desc, unit="scene"):
         scene = store.get(scene_id).aligned()
+        xyz = torch.from_numpy(scene.points.xyz.astype(np.float32))[None]
+        centre, spread = sample_frame(xyz, torch.ones(xyz.shape[:2], dtype=torch.bool))
         for referral in by_scene[scene_id]:
-            features = candidate_features(scene, referral)
+            features = candidate_features(scene, referral, xyz, centre, spread)
             if features is not None:
                 rows.append((referral, features))
     return rows
@@ -144,10 +147,10 @@ def main() -> None:
             weights = model_weights(model, store.get(scene_id), [score_rows[i][0] for i in indices])
             learned.update(zip(indices, weights, strict=True))
     table = defaultdict(lambda: defaultdict(list))
+    zero = torch.zeros(NUM_GEOMETRY_FEATURES)  # a type absent from the fitting file: every candidate ties
     for i, (referral, features) in enumerate(score_rows):
         cell = table[referral.relation]
         cell["chance"].append(1 / len(features))
-        zero = torch.zeros(NUM_GEOMETRY_FEATURES)
         cell["fitted"].append(picks_target(features @ fitted.get(referral.relation, zero)))
         if learned:
             cell["model"].append(picks_target(features @ learned[i]))

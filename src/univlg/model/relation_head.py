@@ -96,15 +96,14 @@ class RelationHead(nn.Module):
 
     def __init__(self, dim: int, num_classes: int = 0):
         super().__init__()
-        features = NUM_GEOMETRY_FEATURES
         self.anchor_words = nn.Linear(dim, 1)
         self.relation_words = nn.Linear(dim, 1)
-        self.weights = nn.Linear(dim, features)
+        self.weights = nn.Linear(dim, NUM_GEOMETRY_FEATURES)
         for layer in (self.anchor_words, self.relation_words, self.weights):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
         self.classifier = nn.Linear(dim, num_classes) if num_classes > 0 else None
-        self.class_weights = nn.Parameter(torch.zeros(num_classes, features)) if num_classes > 0 else None
+        self.class_weights = nn.Parameter(torch.zeros(num_classes, NUM_GEOMETRY_FEATURES)) if num_classes > 0 else None
 
     def anchor_logits(
         self, span_logits: torch.Tensor, text: torch.Tensor, text_valid: torch.Tensor
