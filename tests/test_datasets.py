@@ -231,8 +231,8 @@ def test_companion_sentences_share_the_views_and_have_their_own_masks(store, ref
 def test_referral_distractors_are_the_other_visible_objects_of_the_targets_class(store, referrals):
     """Every utterance of a referral sample (companions too) carries masks of exactly the objects that share its
     target's class, other than the target, and have enough points in the sample (found here by nearest scene
-    point); a detection sample carries none."""
-    dataset = ReferralDataset(_sampler(store, augment=False), referrals, sentences_per_scene=2)
+    point); a detection sample, and a referral sample not asked for them, carry none."""
+    dataset = ReferralDataset(_sampler(store, augment=False), referrals, sentences_per_scene=2, distractors=True)
     compared = 0
     for index in range(10):
         sample = dataset.sample(index, seed=3)
@@ -252,6 +252,7 @@ def test_referral_distractors_are_the_other_visible_objects_of_the_targets_class
             assert found == expected and len(utterance.distractor_masks) == len(expected)
             compared += len(expected)
     assert compared > 0
+    assert ReferralDataset(_sampler(store, augment=False), referrals).sample(0, seed=3).distractor_masks is None
     scene_id = sorted(p.name for p in store.root.iterdir() if p.name.startswith("synth_train"))[0]
     detection = DetectionDataset(_sampler(store, augment=False), [scene_id], ["chair", "table"]).sample(0, 0)
     assert detection.distractor_masks is None

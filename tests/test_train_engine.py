@@ -83,6 +83,18 @@ def test_question_batches_train_the_answer_head(synthetic_root, tmp_path):
     assert len(answers) == 1 and isinstance(answers[0], str)
 
 
+def test_relation_geometry_term_trains_on_referral_batches(synthetic_root, tmp_path):
+    """With the term on, the trainer gives referral samples their distractors and the term is logged: positive
+    (a softmax NLL over at least two candidates) on every step whose batch has a referral with distractors."""
+    cfg = micro_train_config(synthetic_root, tmp_path / "geometry", steps=3)
+    cfg = apply_overrides(cfg, ["model.decoder.relation_head=true", "loss.relation_geometry=1.0", "data.prob_2d=0.0"])
+    cfg.data.sources = cfg.data.sources[:1]  # referrals only
+    train(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "geometry" / "log.jsonl").read_text().splitlines()]
+    terms = [row["train/relation_geometry"] for row in rows if "train/relation_geometry" in row]
+    assert len(terms) == 3 and any(v > 0 for v in terms) and all(0 <= v < float("inf") for v in terms)
+
+
 def test_validation_reuses_the_training_store_and_filters_referrals(synthetic_root, tmp_path, monkeypatch):
     import univlg.train.data_stream as data_stream
 

@@ -239,14 +239,18 @@ class ReferralDataset(torch.utils.data.Dataset):
 
     ``sentences_per_scene`` > 1: the sample of referral ``index`` also carries up to that many minus one other
     referrals of its scene (drawn with the seed) as ``companions``, so one encoding of the views serves several
-    sentences in training."""
+    sentences in training. ``distractors``: every utterance also carries the masks of the other visible objects
+    of its target's class (``TrainingSample.distractor_masks``, what ``loss.relation_geometry`` compares)."""
 
-    def __init__(self, sampler: SceneSampler, referrals: list[Referral], sentences_per_scene: int = 1):
+    def __init__(
+        self, sampler: SceneSampler, referrals: list[Referral], sentences_per_scene: int = 1, distractors: bool = False
+    ):
         if sentences_per_scene < 1:
             raise ValueError(f"sentences_per_scene must be at least 1, got {sentences_per_scene}")
         self.sampler = sampler
         self.referrals = referrals
         self.sentences_per_scene = sentences_per_scene
+        self.distractors = distractors
         # Per scene, each distinct sentence -> its first referral (in file order): the companions' candidates.
         self.sentences_by_scene: dict[str, dict[str, int]] = {}
         for i, referral in enumerate(referrals):
@@ -291,7 +295,7 @@ class ReferralDataset(torch.utils.data.Dataset):
         companions = tuple(self.utterance(i) for i in self.companion_indices(index, rng))
         scene = self.sampler.store.get(main.info["scene_id"])
         sample = self.sampler.sample_with_retries(
-            scene, main.object_ids, main.text, main.spans, rng, main.info, companions=companions, distractors=True
+            scene, main.object_ids, main.text, main.spans, rng, main.info, companions=companions, distractors=self.distractors
         )
         for utterance in () if sample is None else (sample, *sample.companions):
             utterance.anchored = True  # objects_and_spans: the target, then its anchors

@@ -81,8 +81,11 @@ def _detection_scenes(source: SourceConfig) -> list[str]:
     return sorted(p.name for p in Path(source.scans).iterdir() if p.is_dir())
 
 
-def build_source(source: SourceConfig, cfg: DataConfig, stores: SceneStores, patch_size: int) -> Source:
-    """The dataset a :class:`SourceConfig` describes."""
+def build_source(
+    source: SourceConfig, cfg: DataConfig, stores: SceneStores, patch_size: int, distractors: bool = False
+) -> Source:
+    """The dataset a :class:`SourceConfig` describes; ``distractors``: referral samples carry their distractors'
+    masks (:class:`~univlg.data.datasets.ReferralDataset`)."""
     options = sample_options(cfg)
     if source.kind == "image_referral":
         store = stores.get(source.scans) if source.scans else None
@@ -93,7 +96,7 @@ def build_source(source: SourceConfig, cfg: DataConfig, stores: SceneStores, pat
     store = stores.get(source.scans)
     if source.kind == "referral":
         referrals = read_benchmark_referrals(Path(source.annotations))
-        dataset = ReferralDataset(SceneSampler(store, patch_size, options), referrals, cfg.sentences_per_scene)
+        dataset = ReferralDataset(SceneSampler(store, patch_size, options), referrals, cfg.sentences_per_scene, distractors)
         return Source(dataset, source.weight, False)
     if source.kind == "qa":
         questions = read_scanqa_json(Path(source.annotations))

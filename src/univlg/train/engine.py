@@ -214,7 +214,8 @@ def train(cfg: TrainConfig, resume: bool = False, until: int | None = None) -> T
     if process.world_size > 1:
         trained = DistributedDataParallel(model, find_unused_parameters=cfg.find_unused_parameters)
     stores = SceneStores(cfg.data.scene_cache)
-    sources = [build_source(s, cfg.data, stores, model.patch_size) for s in cfg.data.sources]
+    distractors = cfg.loss.relation_geometry > 0  # only that term reads the distractors' masks
+    sources = [build_source(s, cfg.data, stores, model.patch_size, distractors) for s in cfg.data.sources]
     if model.answer_head is None and any(s.kind == "qa" for s in cfg.data.sources):
         logger.warning("qa sources train grounding only: the model has no answer head (model.answer.enabled)")
     validating = bool(cfg.data.val_annotations) and process.is_main
