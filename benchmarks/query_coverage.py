@@ -7,7 +7,12 @@ For referrals of a benchmark file (SR3D CSV, ScanRefer JSON, ...) over scenes on
 - ``chosen``: the query the model picks (highest mean span probability over the target phrase: the annotated
   span, else the rule-based head noun) has IoU > 0.25;
 - ``chosen_on_target_class`` / ``chosen_on_anchor``: the instance covering most of the chosen mask has the
-  target's class / is one of the referral's anchors; ``chosen_empty``: the chosen mask has no point.
+  target's class / is one of the referral's anchors; ``chosen_empty``: the chosen mask has no point;
+- for referrals with anchors, of a model with a relation head: ``anchor_covered``: some query's mask has IoU >
+  0.25 with an anchor; ``head_anchor_on_anchor``: the query the head weighs most as the anchor
+  (``Predictions.anchor_logits``) lies mostly on an anchor.
+
+Each rate is over the referrals it applies to (``*_referrals`` counts them).
 
 Usage (the synthetic validation split, 15 scenes, at most 12 referrals each)::
 
@@ -59,23 +64,43 @@ def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[d
         tokens = target_token_mask(text.offsets, text.attention_mask, spans)
         chosen, _ = best_queries(preds.span_logits[-1], tokens.to(model.device))
         masks = (preds.point_logits() > 0).cpu()  # (n, Q, P)
+        anchor_logits = None if preds.anchor_logits is None else preds.anchor_logits[-1].cpu()  # (n, Q)
     rows = []
     for i, referral in enumerate(referrals):
-        target = instance_ids == referral.target_id
-        iou = (masks[i] & target).sum(1) / (masks[i] | target).sum(1).clamp_min(1)
+        iou = mask_iou(masks[i], instance_ids == referral.target_id)
         pick = int(chosen[i])
         covering = dominant_instance(instance_ids, masks[i, pick])
         target_class = scene.objects.get(referral.target_id)
-        rows.append(
-            {
-                "oracle": bool(iou.max() > IOU),
-                "chosen": bool(iou[pick] > IOU),
-                "chosen_on_target_class": target_class is not None and scene.objects.get(covering) == target_class,
-                "chosen_on_anchor": covering in referral.anchor_ids,
-                "chosen_empty": not bool(masks[i, pick].any()),
-            }
-        )
+        row = {
+            "oracle": bool(iou.max() > IOU),
+            "chosen": bool(iou[pick] > IOU),
+            "chosen_on_target_class": target_class is not None and scene.objects.get(covering) == target_class,
+            "chosen_on_anchor": covering in referral.anchor_ids,
+            "chosen_empty": not bool(masks[i, pick].any()),
+        }
+        if anchor_logits is not None and referral.anchor_ids:
+            anchor_iou = torch.stack([mask_iou(masks[i], instance_ids == a) for a in referral.anchor_ids]).amax(0)
+            head_anchor = int(anchor_logits[i].argmax())
+            row["anchor_covered"] = bool(anchor_iou.max() > IOU)
+            row["head_anchor_on_anchor"] = dominant_instance(instance_ids, masks[i, head_anchor]) in referral.anchor_ids
+        rows.append(row)
     return rows
+
+
+def mask_iou(masks: torch.Tensor, instance: torch.Tensor) -> torch.Tensor:
+    """Point IoU of each mask (Q, P) bool with one instance's points (P,) bool -> (Q,)."""
+    return (masks & instance).sum(1) / (masks | instance).sum(1).clamp_min(1)
+
+
+def summarise(rows: list[dict]) -> dict:
+    """The mean of each field over the rows that have it, and how many rows had it."""
+    summary: dict = {"referrals": len(rows)}
+    for key in dict.fromkeys(k for row in rows for k in row):
+        values = [row[key] for row in rows if key in row]
+        summary[key] = float(np.mean(values))
+        if len(values) != len(rows):
+            summary[f"{key}_referrals"] = len(values)
+    return summary
 
 
 def main() -> None:
@@ -100,8 +125,7 @@ def main() -> None:
         rows += scene_rows(model, store.get(scene_id), by_scene[scene_id][: args.per_scene])
     if not rows:
         raise SystemExit(f"{args.annotations}: no referral to score")
-    summary = {"referrals": len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]}}
-    logger.info("%s", json.dumps(summary, indent=2))
+    logger.info("%s", json.dumps(summarise(rows), indent=2))
 
 
 if __name__ == "__main__":
