@@ -10,7 +10,10 @@ For referrals of a benchmark file (SR3D CSV, ScanRefer JSON, ...) over scenes on
   target's class / is one of the referral's anchors; ``chosen_empty``: the chosen mask has no point;
 - for referrals with anchors, of a model with a relation head: ``anchor_covered``: some query's mask has IoU >
   0.25 with an anchor; ``head_anchor_on_anchor``: the query the head weighs most as the anchor
-  (``Predictions.anchor_logits``) lies mostly on an anchor.
+  (``Predictions.anchor_logits``) lies mostly on an anchor; ``chosen_with_true_anchors``: the chosen query has
+  IoU > 0.25 when the head's relation score is recomputed with the true anchors (its anchor weights spread evenly
+  over the query of best IoU with each covered anchor) in place of its own (what perfect anchor finding would
+  give; referrals without anchors, or whose anchors no query covers, keep their own choice).
 
 Each rate is over the referrals it applies to (``*_referrals`` counts them).
 
@@ -37,7 +40,11 @@ from univlg.data.noun_phrase import find_target_span
 from univlg.data.records import Referral
 from univlg.data.scene import Scene
 from univlg.data.scene_store import SceneStore
+from univlg.model.anchors import sample_frame
 from univlg.model.grounding import best_queries, encode_scene, eval_mode, target_token_mask
+from univlg.model.predictions import Predictions
+from univlg.model.relation_head import geometry_features
+from univlg.model.spatial_attention import pair_features, query_geometry
 from univlg.model.univlg import UniVLG
 
 logger = logging.getLogger("query_coverage")
@@ -49,6 +56,37 @@ def dominant_instance(instance_ids: torch.Tensor, mask: torch.Tensor) -> int:
     """The instance id covering most points of ``mask`` (P,) bool; -1 for an empty mask."""
     ids, counts = torch.unique(instance_ids[mask], return_counts=True)
     return int(ids[counts.argmax()]) if len(ids) else -1
+
+
+def relation_score(preds: Predictions, anchor_weights: torch.Tensor) -> torch.Tensor:
+    """The relation head's score of every query of the last prediction, (n, Q), had its anchor weights been
+    ``anchor_weights`` (n, Q) (rows summing to 1): the same geometry and sentence weights the head used."""
+    visible = preds.unit_valid | ~preds.unit_valid.any(1, keepdim=True)
+    centre, spread = sample_frame(preds.unit_xyz, preds.unit_valid)
+    centroids, log_extent = query_geometry(preds.mask_logits[-1], preds.unit_xyz, visible, centre, spread)
+    relative = torch.einsum("bj,bijf->bif", anchor_weights, pair_features(centroids, log_extent))
+    features = geometry_features(relative, centroids, log_extent)
+    return (features * preds.geometry_weights[-1][:, None, :]).sum(-1)
+
+
+def choose_with_true_anchors(
+    preds: Predictions, tokens: torch.Tensor, masks: torch.Tensor, instance_ids: torch.Tensor, referrals: list[Referral]
+) -> torch.Tensor:
+    """The query grounding would pick, (n,) long, with the relation head's score recomputed from the true anchors:
+    its anchor weights spread evenly over the query of best IoU with each anchor some query covers (IoU > 0.25);
+    a referral without such an anchor keeps the head's own score. tokens: (n, T) bool target tokens; masks:
+    (n, Q, P) bool query masks; instance_ids: (P,) long."""
+    true_anchors = torch.zeros(preds.anchor_logits.shape[1:])
+    for i, referral in enumerate(referrals):
+        for anchor in referral.anchor_ids:
+            anchor_iou = mask_iou(masks[i], instance_ids == anchor)
+            if anchor_iou.max() > IOU:
+                true_anchors[i, anchor_iou.argmax()] += 1.0
+    true_anchors = true_anchors.to(preds.anchor_logits.device)
+    count = true_anchors.sum(-1, keepdim=True)
+    own = relation_score(preds, preds.anchor_logits[-1].softmax(-1))
+    change = torch.where(count > 0, relation_score(preds, true_anchors / count.clamp_min(1)) - own, 0.0)
+    return best_queries(preds.span_logits[-1] + change[..., None], tokens)[0]
 
 
 def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[dict]:
@@ -64,7 +102,9 @@ def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[d
         tokens = target_token_mask(text.offsets, text.attention_mask, spans)
         chosen, _ = best_queries(preds.span_logits[-1], tokens.to(model.device))
         masks = (preds.point_logits() > 0).cpu()  # (n, Q, P)
-        anchor_logits = None if preds.anchor_logits is None else preds.anchor_logits[-1].cpu()  # (n, Q)
+        relation_head = preds.anchor_logits is not None
+        if relation_head:
+            chosen_true = choose_with_true_anchors(preds, tokens.to(model.device), masks, instance_ids, referrals)
     rows = []
     for i, referral in enumerate(referrals):
         iou = mask_iou(masks[i], instance_ids == referral.target_id)
@@ -78,9 +118,11 @@ def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[d
             "chosen_on_anchor": covering in referral.anchor_ids,
             "chosen_empty": not bool(masks[i, pick].any()),
         }
-        if anchor_logits is not None and referral.anchor_ids:
+        if relation_head:
+            row["chosen_with_true_anchors"] = bool(iou[int(chosen_true[i])] > IOU)
+        if relation_head and referral.anchor_ids:
             anchor_iou = torch.stack([mask_iou(masks[i], instance_ids == a) for a in referral.anchor_ids]).amax(0)
-            head_anchor = int(anchor_logits[i].argmax())
+            head_anchor = int(preds.anchor_logits[-1, i].argmax())
             row["anchor_covered"] = bool(anchor_iou.max() > IOU)
             row["head_anchor_on_anchor"] = dominant_instance(instance_ids, masks[i, head_anchor]) in referral.anchor_ids
         rows.append(row)
