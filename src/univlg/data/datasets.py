@@ -295,7 +295,14 @@ class ReferralDataset(torch.utils.data.Dataset):
         companions = tuple(self.utterance(i) for i in self.companion_indices(index, rng))
         scene = self.sampler.store.get(main.info["scene_id"])
         sample = self.sampler.sample_with_retries(
-            scene, main.object_ids, main.text, main.spans, rng, main.info, companions=companions, distractors=self.distractors
+            scene,
+            main.object_ids,
+            main.text,
+            main.spans,
+            rng,
+            main.info,
+            companions=companions,
+            distractors=self.distractors,
         )
         for utterance in () if sample is None else (sample, *sample.companions):
             utterance.anchored = True  # objects_and_spans: the target, then its anchors

@@ -96,7 +96,9 @@ def build_source(
     store = stores.get(source.scans)
     if source.kind == "referral":
         referrals = read_benchmark_referrals(Path(source.annotations))
-        dataset = ReferralDataset(SceneSampler(store, patch_size, options), referrals, cfg.sentences_per_scene, distractors)
+        dataset = ReferralDataset(
+            SceneSampler(store, patch_size, options), referrals, cfg.sentences_per_scene, distractors
+        )
         return Source(dataset, source.weight, False)
     if source.kind == "qa":
         questions = read_scanqa_json(Path(source.annotations))
