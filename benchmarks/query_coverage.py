@@ -43,7 +43,7 @@ from univlg.data.scene_store import SceneStore
 from univlg.model.anchors import sample_frame
 from univlg.model.grounding import best_queries, encode_scene, eval_mode, target_token_mask
 from univlg.model.predictions import Predictions
-from univlg.model.relation_head import geometry_features
+from univlg.model.relation_head import relation_features
 from univlg.model.spatial_attention import pair_features, query_geometry
 from univlg.model.univlg import UniVLG
 
@@ -58,35 +58,29 @@ def dominant_instance(instance_ids: torch.Tensor, mask: torch.Tensor) -> int:
     return int(ids[counts.argmax()]) if len(ids) else -1
 
 
-def relation_score(preds: Predictions, anchor_weights: torch.Tensor) -> torch.Tensor:
-    """The relation head's score of every query of the last prediction, (n, Q), had its anchor weights been
-    ``anchor_weights`` (n, Q) (rows summing to 1): the same geometry and sentence weights the head used."""
-    visible = preds.unit_valid | ~preds.unit_valid.any(1, keepdim=True)
-    centre, spread = sample_frame(preds.unit_xyz, preds.unit_valid)
-    centroids, log_extent = query_geometry(preds.mask_logits[-1], preds.unit_xyz, visible, centre, spread)
-    relative = torch.einsum("bj,bijf->bif", anchor_weights, pair_features(centroids, log_extent))
-    features = geometry_features(relative, centroids, log_extent)
-    return (features * preds.geometry_weights[-1][:, None, :]).sum(-1)
-
-
 def choose_with_true_anchors(
-    preds: Predictions, tokens: torch.Tensor, masks: torch.Tensor, instance_ids: torch.Tensor, referrals: list[Referral]
+    preds: Predictions, tokens: torch.Tensor, anchor_ious: list[torch.Tensor | None]
 ) -> torch.Tensor:
     """The query grounding would pick, (n,) long, with the relation head's score recomputed from the true anchors:
-    its anchor weights spread evenly over the query of best IoU with each anchor some query covers (IoU > 0.25);
-    a referral without such an anchor keeps the head's own score. tokens: (n, T) bool target tokens; masks:
-    (n, Q, P) bool query masks; instance_ids: (P,) long."""
+    its anchor weights spread evenly over the query of best IoU with each anchor some query covers (IoU > 0.25),
+    from the same geometry and sentence weights the head used; a referral without such an anchor keeps the head's
+    own score. tokens: (n, T) bool target tokens; anchor_ious: per referral (A, Q) IoU of each query's mask with
+    each anchor, None without anchors."""
     true_anchors = torch.zeros(preds.anchor_logits.shape[1:])
-    for i, referral in enumerate(referrals):
-        for anchor in referral.anchor_ids:
-            anchor_iou = mask_iou(masks[i], instance_ids == anchor)
+    for i, ious in enumerate(anchor_ious):
+        for anchor_iou in () if ious is None else ious:
             if anchor_iou.max() > IOU:
                 true_anchors[i, anchor_iou.argmax()] += 1.0
     true_anchors = true_anchors.to(preds.anchor_logits.device)
     count = true_anchors.sum(-1, keepdim=True)
-    own = relation_score(preds, preds.anchor_logits[-1].softmax(-1))
-    change = torch.where(count > 0, relation_score(preds, true_anchors / count.clamp_min(1)) - own, 0.0)
-    return best_queries(preds.span_logits[-1] + change[..., None], tokens)[0]
+    visible = preds.unit_valid | ~preds.unit_valid.any(1, keepdim=True)
+    centre, spread = sample_frame(preds.unit_xyz, preds.unit_valid)
+    centroids, log_extent = query_geometry(preds.mask_logits[-1], preds.unit_xyz, visible, centre, spread)
+    pairs = pair_features(centroids, log_extent)
+    own = relation_features(preds.anchor_logits[-1].softmax(-1), pairs, centroids, log_extent)
+    true = relation_features(true_anchors / count.clamp_min(1), pairs, centroids, log_extent)
+    change = ((true - own) * preds.geometry_weights[-1][:, None, :]).sum(-1)  # the score is linear in the features
+    return best_queries(preds.span_logits[-1] + torch.where(count > 0, change, 0.0)[..., None], tokens)[0]
 
 
 def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[dict]:
@@ -103,8 +97,12 @@ def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[d
         chosen, _ = best_queries(preds.span_logits[-1], tokens.to(model.device))
         masks = (preds.point_logits() > 0).cpu()  # (n, Q, P)
         relation_head = preds.anchor_logits is not None
+        anchor_ious = [
+            torch.stack([mask_iou(masks[i], instance_ids == a) for a in r.anchor_ids]) if r.anchor_ids else None
+            for i, r in enumerate(referrals)
+        ]  # per referral (A, Q)
         if relation_head:
-            chosen_true = choose_with_true_anchors(preds, tokens.to(model.device), masks, instance_ids, referrals)
+            chosen_true = choose_with_true_anchors(preds, tokens.to(model.device), anchor_ious)
     rows = []
     for i, referral in enumerate(referrals):
         iou = mask_iou(masks[i], instance_ids == referral.target_id)
@@ -121,9 +119,8 @@ def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[d
         if relation_head:
             row["chosen_with_true_anchors"] = bool(iou[int(chosen_true[i])] > IOU)
         if relation_head and referral.anchor_ids:
-            anchor_iou = torch.stack([mask_iou(masks[i], instance_ids == a) for a in referral.anchor_ids]).amax(0)
             head_anchor = int(preds.anchor_logits[-1, i].argmax())
-            row["anchor_covered"] = bool(anchor_iou.max() > IOU)
+            row["anchor_covered"] = bool(anchor_ious[i].max() > IOU)
             row["head_anchor_on_anchor"] = dominant_instance(instance_ids, masks[i, head_anchor]) in referral.anchor_ids
         rows.append(row)
     return rows

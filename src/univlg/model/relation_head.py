@@ -64,6 +64,16 @@ def anchored_geometry_features(centroids: torch.Tensor, log_extent: torch.Tensor
     return geometry_features(relative, centroids[:c], log_extent[:c])
 
 
+def relation_features(
+    anchor_weights: torch.Tensor, pairs: torch.Tensor, centroids: torch.Tensor, log_extent: torch.Tensor
+) -> torch.Tensor:
+    """:func:`geometry_features` of every query seen from weighted anchors: anchor_weights (B, Q) (rows summing to
+    1), pairs (B, Q, Q, NUM_PAIR_FEATURES) of the queries' centroids (B, Q, 3) and log_extent (B, Q) ->
+    (B, Q, NUM_GEOMETRY_FEATURES)."""
+    relative = torch.einsum("bj,bijf->bif", anchor_weights, pairs)
+    return geometry_features(relative, centroids, log_extent)
+
+
 def word_logits(scorer: nn.Linear, text: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
     """``scorer(token)`` with -inf at padding: text (B, T, C), text_valid (B, T) bool -> (B, T)."""
     return scorer(text).squeeze(-1).masked_fill(~text_valid, float("-inf"))
@@ -126,8 +136,7 @@ class RelationHead(nn.Module):
         (B, Q, Q, NUM_PAIR_FEATURES) from :func:`~univlg.model.spatial_attention.pair_features` of ``centroids``
         (B, Q, 3) and ``log_extent`` (B, Q), in the sample frame -> the scores and the anchor logits."""
         words, anchor_logits = self.anchor_logits(span_logits, text, text_valid)
-        relative = torch.einsum("bj,bijf->bif", anchor_logits.softmax(-1), pairs)
-        features = geometry_features(relative, centroids, log_extent)  # (B, Q, F)
+        features = relation_features(anchor_logits.softmax(-1), pairs, centroids, log_extent)  # (B, Q, F)
         gamma = word_weights(word_logits(self.relation_words, text, text_valid))
         sentence = torch.einsum("bt,btc->bc", gamma, text)
         weights = self.weights(sentence)
