@@ -97,11 +97,11 @@ def scene_rows(model: UniVLG, scene: Scene, referrals: list[Referral]) -> list[d
         chosen, _ = best_queries(preds.span_logits[-1], tokens.to(model.device))
         masks = (preds.point_logits() > 0).cpu()  # (n, Q, P)
         relation_head = preds.anchor_logits is not None
-        anchor_ious = [
-            torch.stack([mask_iou(masks[i], instance_ids == a) for a in r.anchor_ids]) if r.anchor_ids else None
-            for i, r in enumerate(referrals)
-        ]  # per referral (A, Q)
         if relation_head:
+            anchor_ious = [
+                torch.stack([mask_iou(masks[i], instance_ids == a) for a in r.anchor_ids]) if r.anchor_ids else None
+                for i, r in enumerate(referrals)
+            ]  # per referral (A, Q)
             chosen_true = choose_with_true_anchors(preds, tokens.to(model.device), anchor_ious)
     rows = []
     for i, referral in enumerate(referrals):
