@@ -1,6 +1,9 @@
 # Every target creates (once) and reuses the virtual environment in .venv.
-# torch is installed first and alone so that pip takes the CPU build and nothing swaps it.
+# torch is installed first and alone, so that installing the package afterwards never swaps its build; a torch
+# already in the venv (say a CUDA build you chose) is kept. TORCH picks the requirement, e.g.
+#   make venv TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 PYTHON ?= python3
+TORCH ?= torch==2.13.0
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -12,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 

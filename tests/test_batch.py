@@ -111,5 +111,10 @@ def test_batch_moves_every_tensor():
         torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.bool), torch.zeros(1, 3, 2), ["x"]
     )
     visual = collate_visual([scene_to_sample(make_scene(1, height=16, width=16, points=10), 8)])
-    moved = Batch(visual, text, torch.zeros(1, dtype=torch.long)).to("cpu")
+    moved = Batch(visual, text, torch.zeros(1, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long)).to("meta")
+    tensors = [moved.visual_index, moved.answer_labels]
+    for part in (moved.visual, moved.text):
+        tensors += [getattr(part, f.name) for f in dataclasses.fields(part)]
+    tensors = [x for x in tensors if isinstance(x, torch.Tensor)]
+    assert len(tensors) >= 10 and all(x.device.type == "meta" for x in tensors)
     assert moved.text.texts == ["x"] and moved.visual.points.shape == (1, 10, 3)

@@ -6,8 +6,6 @@ real capture's do, without any other project code.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 
@@ -109,11 +107,6 @@ def make_scene(
         xyz, segments = room_points(points, rng)
         cloud = PointCloud(xyz=xyz, segment_ids=segments, instance_ids=segments % 7)
     return Scene(f"room{seed}", frames, cloud)
-
-
-def with_tiny_sizes(cfg: ModelConfig, **decoder) -> ModelConfig:
-    """``cfg`` with decoder fields replaced."""
-    return dataclasses.replace(cfg, decoder=dataclasses.replace(cfg.decoder, **decoder))
 
 
 def test_rendered_depth_lands_on_the_room_box():

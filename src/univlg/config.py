@@ -3,7 +3,7 @@
 Only ``build_*`` factories read configs; modules take plain constructor arguments. A config round-trips through
 ``to_dict`` / ``from_dict`` (and so through YAML or JSON); unknown keys are errors, not silently ignored::
 
-    cfg = from_dict(ModelConfig, yaml.safe_load(open("configs/tiny_synth.yaml")))
+    cfg = from_dict(ModelConfig, yaml.safe_load(open("configs/model_tiny.yaml")))
     cfg = apply_overrides(cfg, ["decoder.num_queries=50"])
 """
 

@@ -99,6 +99,7 @@ def spans_used(options: EvalOptions) -> str | None:
 
 
 def labels_path(options: EvalOptions) -> Path:
+    """The ScanNet label-map TSV: ``--labels`` when given, else the one under the data root."""
     return options.labels or options.data_root / data.LABELS_FILE
 
 

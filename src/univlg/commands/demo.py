@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def predicted_object(mask, instance_ids) -> int:
-    """The instance holding most of the predicted points (-1 for an empty mask or background)."""
+    """The instance holding most of the predicted points: ``mask`` (P,) bool over the scene points,
+    ``instance_ids`` (P,) int (-1 for background). -1 for an empty mask or one on background only."""
     import numpy as np
 
     ids = instance_ids[mask]

@@ -91,7 +91,8 @@ def _rng(seed: int, index: int) -> np.random.Generator:
 
 
 def visible_subset(scene: Scene, options: SampleOptions, rng: np.random.Generator) -> np.ndarray:
-    """Indices of the scene points that its frames see (depth-tested), at most ``options.max_points`` of them."""
+    """Indices (K,) int64, sorted, of the scene points that its frames see (depth-tested), with K at most
+    ``options.max_points``."""
     total = len(scene.points)
     # Test a random superset only: a few views rarely see under a quarter of a room.
     candidates = np.arange(total)
