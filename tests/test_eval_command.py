@@ -119,7 +119,9 @@ def _gt_codes(scene, names, ids) -> np.ndarray:
     return codes
 
 
-def test_instance_ap_on_synthetic_scenes_matches_a_hand_run(eval_checkpoint, synthetic_root, tmp_path):
+def test_instance_ap_command_matches_the_api_run_by_hand(eval_checkpoint, synthetic_root, tmp_path):
+    """Plumbing: the command's sharded, merged AP equals the library functions run in one loop (the metric itself
+    is checked against hand-worked cases in test_eval_instance_ap.py and by the oracle test below)."""
     result = run_eval(eval_checkpoint, synthetic_root, "scannet200", tmp_path)
     names, ids = _manifest_classes(synthetic_root)
     model = UniVLG.from_pretrained(eval_checkpoint)
@@ -160,7 +162,9 @@ def _image_referrals(root):
     return read_refcoco(root / "refcoco" / "refs(synth_val).p", root / "refcoco" / "instances_val.json", split="val")
 
 
-def test_refcoco_matches_the_metrics_of_hand_run_predictions(eval_checkpoint, synthetic_root, tmp_path):
+def test_refcoco_command_matches_the_api_run_by_hand(eval_checkpoint, synthetic_root, tmp_path):
+    """Plumbing: the command's numbers equal the library functions run in one loop (the metrics themselves are
+    checked against hand-worked cases in their own tests and by the oracle test below)."""
     result = run_eval(eval_checkpoint, synthetic_root, "refcoco", tmp_path)
     referrals = _image_referrals(synthetic_root)
     model = UniVLG.from_pretrained(eval_checkpoint)
