@@ -31,6 +31,22 @@ def test_query_geometry_of_a_hard_mask_is_its_points_centroid_and_rms_radius():
     assert math.isclose(float(log_extent[0, 1]), math.log(1e-3), abs_tol=1e-4)
 
 
+def test_confident_geometry_drops_the_spill_outside_the_mask_and_keeps_a_query_that_covers_nothing():
+    xyz = torch.tensor([[[0.0, 0, 0], [2, 0, 0], [10, 0, 0]]])
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    spill = math.log(0.2 / 0.8)  # probability 0.2 on the far point
+    # query 0 covers points 0 and 1 (probability 0.5 + tiny) and spills 0.2 onto point 2; query 1 covers nothing
+    logits = torch.tensor([[[1e-4, 1e-4, spill], [spill, spill, spill]]])
+    centre, spread = torch.zeros(1, 1, 3), torch.ones(1, 1, 1)
+    soft, _ = query_geometry(logits, xyz, valid, centre, spread)
+    confident, log_extent = query_geometry(logits, xyz, valid, centre, spread, confident_only=True)
+    assert math.isclose(float(soft[0, 0, 0]), (0.5 * 2 + 0.2 * 10) / 1.2, rel_tol=1e-3)  # pulled towards x=10
+    assert torch.allclose(confident[0, 0], torch.tensor([1.0, 0.0, 0.0]), atol=1e-3)  # the two covered points
+    assert math.isclose(float(log_extent[0, 0]), math.log(1.0), abs_tol=1e-3)  # points at +-1 around x=1
+    assert torch.allclose(confident[0, 1], soft[0, 1])  # covers nothing: all its probabilities (mean x=4)
+    assert math.isclose(float(confident[0, 1, 0]), 4.0, rel_tol=1e-4)
+
+
 def test_pair_features_match_a_loop_over_pairs():
     torch.manual_seed(0)
     centroids, log_extent = torch.randn(2, 4, 3), torch.randn(2, 4)
@@ -188,3 +204,23 @@ def test_relation_head_adds_one_score_per_query_to_all_its_span_logits():
     assert torch.allclose(shift, shift[..., :1].expand_as(shift), atol=1e-4)
     assert shift.abs().max() > 1e-3
     assert torch.allclose(c.mask_logits, a.mask_logits, atol=1e-5)
+
+
+def test_confident_geometry_option_reaches_the_relation_head_and_leaves_the_masks():
+    units, xyz = torch.randn(1, 20, 16), torch.rand(1, 20, 3) * 4
+    valid = torch.ones(1, 20, dtype=torch.bool)
+    text, text_valid = torch.randn(1, 5, 16), torch.ones(1, 5, dtype=torch.bool)
+    outputs = []
+    for confident in (False, True):
+        torch.manual_seed(0)
+        cfg = MaskDecoderConfig(
+            dim=16, num_heads=2, ffn_dim=32, num_layers=2, num_queries=4, anchored_queries=True,
+            relation_head=True, confident_geometry=confident,
+        )  # fmt: skip
+        decoder = MaskDecoder(cfg, max_text_len=8).eval()
+        torch.nn.init.normal_(decoder.relation_head.weights.bias)
+        with torch.no_grad():
+            outputs.append(decoder(units, decoder.pos_3d(xyz), valid, text, text_valid, xyz))
+    soft, confident = outputs
+    assert torch.allclose(soft.mask_logits, confident.mask_logits, atol=1e-6)
+    assert not torch.allclose(soft.span_logits, confident.span_logits, atol=1e-3)

@@ -238,6 +238,9 @@ class MaskDecoderConfig:
     :mod:`univlg.model.relation_head`): a sentence-weighted geometric score added to each query's span logits;
     ``relation_classes``: the reference types (SR3D's ``reference_type``: "closest", "between", ...) that the head
     learns to name from the words it pools (``loss.relation_class``); empty: no such classifier.
+    ``confident_geometry``: the spatial bias and the relation head read each query's geometry from its mask
+    probabilities on the units it covers only (:func:`univlg.model.spatial_attention.query_geometry`); off: from
+    all of them.
     """
 
     dim: int = 256
@@ -253,6 +256,7 @@ class MaskDecoderConfig:
     spatial_attention: bool = False
     relation_head: bool = False
     relation_classes: list[str] = dataclasses.field(default_factory=list)
+    confident_geometry: bool = False
 
 
 @dataclasses.dataclass

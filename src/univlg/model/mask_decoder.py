@@ -124,6 +124,7 @@ class MaskDecoder(nn.Module):
             for _ in range(cfg.num_layers)
         )
         self.spatial_attention = cfg.spatial_attention
+        self.confident_geometry = cfg.confident_geometry
         self.relation_head = RelationHead(d, len(cfg.relation_classes)) if cfg.relation_head else None
         self.heads = PredictionHeads(d, cfg.temperature)
 
@@ -181,7 +182,7 @@ class MaskDecoder(nn.Module):
                 anchors = refined.detach()  # each layer refines from the previous anchors, without a gradient path
                 query_pos = self.anchors.encode(anchors, centre, spread)
             if uses_geometry:
-                geometry = query_geometry(mask.detach(), unit_xyz, visible, centre, spread)
+                geometry = query_geometry(mask.detach(), unit_xyz, visible, centre, spread, self.confident_geometry)
                 pairs = pair_features(*geometry)
             if self.relation_head is not None:
                 relation = self.relation_head(span, x[:, q:], text_valid, pairs, *geometry)

@@ -32,14 +32,27 @@ def sentence_mean(text: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
 
 
 def query_geometry(
-    mask_logits: torch.Tensor, xyz: torch.Tensor, valid: torch.Tensor, centre: torch.Tensor, spread: torch.Tensor
+    mask_logits: torch.Tensor,
+    xyz: torch.Tensor,
+    valid: torch.Tensor,
+    centre: torch.Tensor,
+    spread: torch.Tensor,
+    confident_only: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each query's soft mask lies: :func:`mask_geometry` of the mask probabilities on the valid units.
 
     mask_logits: (B, Q, S); xyz: (B, S, 3) unit centroids; valid: (B, S) bool; centre (B, 1, 3) and spread
-    (B, 1, 1) of the sample -> centroids (B, Q, 3), log_extent (B, Q).
+    (B, 1, 1) of the sample -> centroids (B, Q, 3), log_extent (B, Q). With ``confident_only`` a query's
+    probabilities count only on the units its mask covers (probability above 0.5), so that the low-probability
+    spill over the rest of the sample does not pull its centroid and widen its extent; a query that covers no unit
+    keeps all its probabilities.
     """
-    return mask_geometry(mask_logits.sigmoid() * valid[:, None, :].to(mask_logits.dtype), xyz, centre, spread)
+    weight = mask_logits.sigmoid() * valid[:, None, :].to(mask_logits.dtype)
+    if confident_only:
+        covered = (mask_logits > 0) & valid[:, None, :]
+        keep = covered | ~covered.any(-1, keepdim=True)
+        weight = weight * keep.to(weight.dtype)
+    return mask_geometry(weight, xyz, centre, spread)
 
 
 def mask_geometry(
