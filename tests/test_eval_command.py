@@ -89,6 +89,41 @@ def test_synthetic_grounding_matches_the_model_scored_by_hand(eval_checkpoint, s
     assert "overall (box IoU)" in table and "relation: " in table
 
 
+def test_mask_parts_setting_is_applied_recorded_and_can_be_switched_off(eval_checkpoint, synthetic_root, tmp_path):
+    from tests.test_geometry_components import brute_force_parts
+
+    model = UniVLG.from_pretrained(eval_checkpoint)
+    model.cfg.output.grounding_component_cell = 0.1
+    model.cfg.output.grounding_component_fraction = 0.5
+    cut_checkpoint = model.save_pretrained(tmp_path / "cut")
+    cut = run_eval(cut_checkpoint, synthetic_root, "synthetic", tmp_path, "--limit", "2")
+    raw = run_eval(cut_checkpoint, synthetic_root, "synthetic", tmp_path, "--limit", "2", "--raw-masks")
+    assert cut["settings"]["mask_parts"] == {"cell": 0.1, "min_fraction": 0.5}
+    assert raw["settings"]["mask_parts"] is None
+    referrals = _val_referrals(synthetic_root)[:2]  # masks small enough for the brute-force parts
+    model.cfg.output.grounding_component_cell = None
+    scene = load_scene(synthetic_root / "scans" / referrals[0].scene_id).aligned()
+    hits = model.ground(scene, [r.utterance for r in referrals], [r.target_spans[0] for r in referrals])
+    split = 0
+    for k, (referral, hit) in enumerate(zip(referrals, hits, strict=True)):
+        gt = scene.points.instance_ids == referral.target_id
+        inside = np.flatnonzero(hit.mask)
+        parts = brute_force_parts(scene.points.xyz[inside], 0.1)
+        largest = max((len(part) for part in parts), default=0)
+        kept = np.zeros_like(hit.mask)
+        kept[[inside[i] for part in parts if len(part) >= 0.5 * largest for i in part]] = True
+        split += kept.sum() < hit.mask.sum()
+        assert cut["per_item"]["mask_iou"][k] == pytest.approx(
+            np.count_nonzero(kept & gt) / np.count_nonzero(kept | gt)
+        )
+        assert raw["per_item"]["mask_iou"][k] == pytest.approx(
+            np.count_nonzero(hit.mask & gt) / np.count_nonzero(hit.mask | gt)
+        )
+        expected_iou = _box_iou(_box(scene.points.xyz[kept]), _box(scene.points.xyz[gt]))
+        assert np.allclose(_nan([cut["per_item"]["iou"][k]]), expected_iou, equal_nan=True, atol=1e-6)
+    assert split > 0  # some mask had more than one part
+
+
 def test_oracle_grounding_scores_one_through_the_command(eval_checkpoint, synthetic_root, tmp_path, monkeypatch):
     targets = {(r.scene_id, r.utterance): r.target_id for r in _val_referrals(synthetic_root)}
 

@@ -44,6 +44,12 @@ def test_overrides_and_inconsistent_configs():
         build_model(apply_overrides(micro_config(), ["decoder.dim=64"]))
     with pytest.raises(ConfigError, match="needs image_encoder.path"):
         build_model(apply_overrides(micro_config(), ["image_encoder.pretrained=true"]))
+    cut = apply_overrides(tiny_model_config(), ["output.grounding_component_cell=0.1"])
+    assert cut.output.grounding_component_cell == 0.1 and cut.output.grounding_component_fraction == 1.0
+    with pytest.raises(ConfigError, match="grounding_component_cell must be positive"):
+        apply_overrides(tiny_model_config(), ["output.grounding_component_cell=0"])
+    with pytest.raises(ConfigError, match=r"grounding_component_fraction must be in \(0, 1\]"):
+        apply_overrides(tiny_model_config(), ["output.grounding_component_fraction=1.5"])
 
 
 def test_text_length_beyond_the_encoders_positions_is_a_config_error():

@@ -186,3 +186,22 @@ def test_frozen_pretrained_text_encoder_is_referenced_not_saved(tmp_path):
     batch = _scene_batch(model, make_scene(2, seed=8), texts=("the red wall",))
     with torch.no_grad():
         assert torch.equal(model(batch).span_logits, loaded(batch).span_logits)
+
+
+def test_ground_keeps_the_largest_connected_part_when_the_config_asks(eval_checkpoint):
+    from tests.test_geometry_components import brute_force_parts
+
+    wide = UniVLG.from_pretrained(eval_checkpoint)  # masks cover most of the scene, in several parts at 0.1 m
+    scene = make_scene(3, seed=6)
+    sentences = ["the blue wall", "the floor near the red wall"]
+    raw = wide.ground(scene, sentences)
+    wide.cfg.output.grounding_component_cell = 0.1
+    cut = wide.ground(scene, sentences)
+    for before, after in zip(raw, cut, strict=True):
+        assert after.query == before.query and not (after.mask & ~before.mask).any()
+        inside = np.flatnonzero(before.mask)
+        parts = brute_force_parts(before.points[inside], 0.1)
+        assert len(parts) > 1
+        assert after.mask.sum() == max(len(part) for part in parts) < before.mask.sum()
+        kept = after.points[after.mask]
+        np.testing.assert_allclose(after.box, np.concatenate([kept.min(0), kept.max(0)]))

@@ -261,10 +261,26 @@ class MaskDecoderConfig:
 
 @dataclasses.dataclass
 class OutputPointsConfig:
-    """How masks reach the output points: voxelised at ``voxel_size``, then pooled per over-segment if any."""
+    """How masks reach the output points: voxelised at ``voxel_size``, then pooled per over-segment if any.
+
+    ``grounding_component_cell`` (metres): a grounding mask keeps only its main connected parts, those with at
+    least ``grounding_component_fraction`` of the largest part's points, with points connected when their cells
+    of this size touch (:func:`univlg.geometry.components.main_parts`), so stray units far from the object do not
+    stretch its box; None keeps the whole mask, as the paper does.
+    """
 
     voxel_size: float = 0.02
     use_segments: bool = True
+    grounding_component_cell: float | None = None
+    grounding_component_fraction: float = 1.0
+
+    def __post_init__(self):
+        if self.grounding_component_cell is not None and self.grounding_component_cell <= 0:
+            raise ConfigError(f"output.grounding_component_cell must be positive, got {self.grounding_component_cell}")
+        if not 0 < self.grounding_component_fraction <= 1:
+            raise ConfigError(
+                f"output.grounding_component_fraction must be in (0, 1], got {self.grounding_component_fraction}"
+            )
 
 
 @dataclasses.dataclass

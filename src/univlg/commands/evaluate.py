@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="decode with the annotated target span (default)")  # fmt: skip
     spans.add_argument("--predicted-spans", dest="gt_spans", action="store_false",
                        help="decode with the head noun found by rules, as without annotations")  # fmt: skip
+    parser.add_argument("--raw-masks", action="store_true",
+                        help="3D grounding: score whole masks, ignoring the checkpoint's "
+                        "output.grounding_component_cell (the paper's protocol)")  # fmt: skip
     parser.add_argument("--images", type=Path, help="refcoco: folder the image file names are relative to")
     parser.add_argument("--labels", type=Path, help="scannetv2-labels.combined.tsv (default: in --data-root)")
     parser.add_argument("--upsample", choices=("bilinear", "nearest"), default="bilinear",
@@ -73,6 +76,13 @@ def options_from_args(args: argparse.Namespace):
     )
 
 
+def mask_parts(output) -> dict | None:
+    """What 3D grounding masks keep (``output.grounding_component_*`` of the model): None for whole masks."""
+    if output.grounding_component_cell is None:
+        return None
+    return {"cell": output.grounding_component_cell, "min_fraction": output.grounding_component_fraction}
+
+
 def run(args: argparse.Namespace) -> str:
     from univlg.eval.report import format_report
     from univlg.evaluation import evaluate, plan_evaluation, spans_used
@@ -84,6 +94,8 @@ def run(args: argparse.Namespace) -> str:
     info = setup(args.device)
     try:
         model = UniVLG.from_pretrained(args.checkpoint, map_location=info.device)
+        if args.raw_masks:
+            model.cfg.output.grounding_component_cell = None
         result = evaluate(model, options, info.rank, info.world_size, plan)
     finally:
         teardown()
@@ -99,6 +111,7 @@ def run(args: argparse.Namespace) -> str:
         "processes": info.world_size,
         **({"upsample": options.upsample, "lift": options.lift_images} if args.benchmark == "refcoco" else {}),
         **({"top_k": options.top_k} if args.benchmark == "scannet200" else {}),
+        **({"mask_parts": mask_parts(model.cfg.output)} if args.benchmark not in ("refcoco", "scannet200") else {}),
     }
     text = format_report(result)
     if args.out is not None:

@@ -1,5 +1,6 @@
 """Grounding sentences in a scene (reference 1.11): encode the scene once, decode the sentences in batches, pick
-the query with the highest mean span probability over the target span, report its mask over the scene's points.
+the query with the highest mean span probability over the target span, report its mask over the scene's points
+(cut to its main connected parts when the model's ``output.grounding_component_cell`` is set).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from univlg.data.noun_phrase import find_target_span
 from univlg.data.scene import Scene
 from univlg.data.spans import tokens_in_spans
 from univlg.geometry import boxes_from_masks
+from univlg.geometry.components import main_parts
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,8 @@ class Grounding:
 
     sentence: the input; span: (start, end) character span of the target phrase used; phrase: its text;
     query: the chosen decoder query; score: its mean span probability (sigmoid) over the span's tokens;
-    mask: (P,) bool over ``points`` (sigmoid(logit) > 0.5); box: (6,) float (xmin, ymin, zmin, xmax, ymax, zmax) of
+    mask: (P,) bool over ``points`` (sigmoid(logit) > 0.5; only its main connected parts when the model's
+    ``output.grounding_component_cell`` is set); box: (6,) float (xmin, ymin, zmin, xmax, ymax, zmax) of
     the masked points in the scene's axis-aligned frame (NaN when the mask is empty);
     points: (P, 3) float32 the points the mask refers to, axis-aligned: the scene's point set, or the lifted
     sensor cloud when the scene has none (the same array for every sentence of a call).
@@ -151,6 +154,7 @@ def ground_sentences(
     if len(spans) != len(sentences):
         raise ValueError(f"{len(spans)} spans for {len(sentences)} sentences")
     spans = [find_target_span(s) if span is None else tuple(span) for s, span in zip(sentences, spans, strict=True)]
+    cell, fraction = model.cfg.output.grounding_component_cell, model.cfg.output.grounding_component_fraction
     results = []
     with eval_mode(model), torch.no_grad():
         visual, points = encode_scene(model, scene, max_frames, max_size)
@@ -164,6 +168,8 @@ def ground_sentences(
             best, scores = best_queries(preds.span_logits[-1], target)
             logits = preds.point_logits()[torch.arange(len(chunk)), best]  # (n, P)
             masks = (logits > 0).cpu().numpy()
+            if cell is not None:
+                masks = np.stack([main_parts(points, mask, cell, fraction) for mask in masks])
             boxes = boxes_from_masks(torch.from_numpy(points), torch.from_numpy(masks)).numpy()
             for i, sentence in enumerate(chunk):
                 span = chunk_spans[i]
