@@ -7,7 +7,9 @@ from univlg.geometry.components import component_labels, main_parts
 
 
 def brute_force_parts(points: np.ndarray, cell: float) -> list[set[int]]:
-    """Flood fill over point pairs: i and j touch when their integer cells differ by at most 1 on every axis."""
+    """Flood fill over point pairs: i and j touch when their integer cells differ by at most 1 on every axis.
+    Quadratic memory, so it refuses more than 5,000 points."""
+    assert len(points) <= 5000, f"{len(points)} points: too many for the brute-force flood fill"
     cells = np.floor(points / cell).astype(np.int64)
     touching = np.ones((len(points), len(points)), dtype=bool)
     for axis in range(3):
