@@ -12,11 +12,12 @@ import json
 import logging
 from pathlib import Path
 
-from univlg.benchmark_names import BENCHMARKS
+from univlg.benchmark_names import BENCHMARKS, GROUNDING_BENCHMARKS
 from univlg.errors import ConfigError
 
 HELP = "evaluate a checkpoint on a benchmark (sr3d, nr3d, scanrefer, scanqa, sqa3d, refcoco, scannet200, synthetic)"
 logger = logging.getLogger(__name__)
+MASK_BENCHMARKS = (*GROUNDING_BENCHMARKS, "scanqa")  # scored on 3D grounding masks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> str:
         "processes": info.world_size,
         **({"upsample": options.upsample, "lift": options.lift_images} if args.benchmark == "refcoco" else {}),
         **({"top_k": options.top_k} if args.benchmark == "scannet200" else {}),
-        **({"mask_parts": mask_parts(model.cfg.output)} if args.benchmark not in ("refcoco", "scannet200") else {}),
+        **({"mask_parts": mask_parts(model.cfg.output)} if args.benchmark in MASK_BENCHMARKS else {}),
     }
     text = format_report(result)
     if args.out is not None:
