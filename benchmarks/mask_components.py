@@ -17,31 +17,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from univlg.benchmark_data import read_benchmark_referrals
 from univlg.data.scene_store import SceneStore
-from univlg.eval.grounding import evaluate_grounding
 from univlg.geometry.components import main_parts
 from univlg.model.univlg import UniVLG
-from univlg.predict import predict_referrals
+from univlg.predict import GroundingPrediction, predict_referrals, score_referrals
 
 logger = logging.getLogger("mask_components")
 
 
-def accuracies(predictions, store: SceneStore, cell: float | None, fraction: float = 1.0) -> dict:
-    """Box and mask Acc@k of ``predictions`` with each mask cut to its main parts at ``cell`` (None: raw)."""
-    masks, points, instances, targets = [], [], [], []
-    for p in predictions:
-        scene = store.get(p.referral.scene_id).aligned()
-        xyz = scene.points.xyz
-        masks.append(p.mask if cell is None else main_parts(xyz, p.mask, cell, fraction))
-        points.append(xyz)
-        instances.append(scene.points.instance_ids)
-        targets.append(p.referral.target_id)
-    report = evaluate_grounding(masks, points, instances, targets)
+def accuracies(predictions: list[GroundingPrediction], store: SceneStore, cell: float | None, fraction: float = 1.0):
+    """Box and mask Acc@k of ``predictions`` with each mask cut to its main parts at ``cell`` (None: whole)."""
+    if cell is not None:
+        predictions = [
+            replace(p, mask=main_parts(store.get(p.referral.scene_id).points.xyz, p.mask, cell, fraction))
+            for p in predictions
+        ]
+    report = score_referrals(store, predictions)
     return {"box": report.accuracy, "mask": report.mask_accuracy}
 
 
